@@ -1,0 +1,56 @@
+//! What libtorch can do on this machine: version, CUDA devices, threads, and the device and
+//! dtype the engine picks by default. Printed by `cargo xtask doctor`.
+
+use crate::config::{dtype_name, ModelOptions};
+
+/// A snapshot of the runtime environment.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RuntimeInfo {
+    /// PyTorch version of the libtorch this crate was built against (and loads via rpath).
+    pub libtorch_version: String,
+    /// Whether libtorch was built with CUDA (libtorch_cuda linked).
+    pub cuda_built: bool,
+    /// Whether a CUDA device is usable now.
+    pub cuda_available: bool,
+    /// Number of visible CUDA devices.
+    pub cuda_devices: usize,
+    /// cuDNN version when CUDA is available.
+    pub cudnn_version: Option<i64>,
+    /// Intra-op threads libtorch uses.
+    pub threads: i32,
+    /// Device chosen by `auto`.
+    pub default_device: String,
+    /// Dtype chosen by `auto`.
+    pub default_dtype: String,
+}
+
+impl RuntimeInfo {
+    /// Query libtorch.
+    pub fn collect() -> Self {
+        let cuda_available = tch::Cuda::is_available();
+        let auto = ModelOptions::auto();
+        RuntimeInfo {
+            libtorch_version: option_env!("F1_LIBTORCH_VERSION").unwrap_or("unknown").to_string(),
+            cuda_built: tch::utils::has_cuda(),
+            cuda_available,
+            cuda_devices: if cuda_available { tch::Cuda::device_count() as usize } else { 0 },
+            cudnn_version: cuda_available.then(tch::utils::version_cudnn),
+            threads: tch::get_num_threads(),
+            default_device: format!("{:?}", auto.device),
+            default_dtype: dtype_name(auto.dtype).to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for RuntimeInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "libtorch:       {}", self.libtorch_version)?;
+        writeln!(f, "CUDA built:     {}", if self.cuda_built { "yes (libtorch_cuda linked)" } else { "no" })?;
+        writeln!(f, "CUDA available: {} ({} device(s))", if self.cuda_available { "yes" } else { "no" }, self.cuda_devices)?;
+        if let Some(v) = self.cudnn_version {
+            writeln!(f, "cuDNN:          {v}")?;
+        }
+        writeln!(f, "threads:        {}", self.threads)?;
+        write!(f, "default:        {} / {}", self.default_device, self.default_dtype)
+    }
+}

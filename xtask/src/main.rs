@@ -1,0 +1,126 @@
+//! Project automation, in the `cargo xtask` style (matklad, "cargo xtask"): bootstrap the
+//! Python venv, the `.libtorch` link and the base model (`setup`), then build and run the
+//! workspace with the environment every phase expects (`test`, `run-all`, `bench`, `chat`),
+//! or explain what is missing (`doctor`). It spawns processes but does no ML itself and never
+//! links libtorch, so it compiles in seconds.
+
+mod cargo;
+mod doctor;
+mod model;
+mod setup;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Where everything lives. All paths are absolute so spawned processes may run from anywhere.
+pub struct Paths {
+    /// Workspace root (the directory holding the root `Cargo.toml`).
+    pub root: PathBuf,
+    /// Python venv: `$F1_VENV`, else `<root>/.venv`.
+    pub venv: PathBuf,
+    /// The venv's interpreter.
+    pub python: PathBuf,
+    /// `<root>/.libtorch`, the link `.cargo/config.toml` names in `LIBTORCH`.
+    pub libtorch: PathBuf,
+    /// The base model every phase starts from.
+    pub model: PathBuf,
+}
+
+impl Paths {
+    fn discover() -> Result<Self> {
+        // xtask lives one level below the root; this holds wherever cargo is invoked from.
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("xtask has a parent directory")
+            .to_path_buf();
+        let venv = match std::env::var_os("F1_VENV").filter(|v| !v.is_empty()) {
+            Some(v) => std::path::absolute(PathBuf::from(v))?,
+            None => root.join(".venv"),
+        };
+        Ok(Self {
+            python: venv.join("bin").join("python"),
+            libtorch: root.join(".libtorch"),
+            model: root.join("models").join("base").join(model::MODEL_FILE),
+            venv,
+            root,
+        })
+    }
+
+    /// The environment every cargo invocation gets: the same `LIBTORCH` as
+    /// `.cargo/config.toml` (so plain cargo and xtask share build artifacts), plus what the
+    /// gated real-model and Python-parity tests and the phase binaries read.
+    pub fn cargo_env(&self) -> Vec<(&'static str, OsString)> {
+        vec![
+            ("LIBTORCH", self.libtorch.clone().into_os_string()),
+            ("F1_MODEL_GGUF", self.model.clone().into_os_string()),
+            ("F1_PYTHON", self.python.clone().into_os_string()),
+            ("F1_ROOT", self.root.clone().into_os_string()),
+        ]
+    }
+
+    /// `path` relative to the root when it lies inside it, for shorter messages.
+    pub fn show(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root).unwrap_or(path).display().to_string()
+    }
+}
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Automation for the F1 domain-adaptation pipeline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the venv with pinned packages, link `.libtorch`, fetch and verify the base model.
+    Setup,
+    /// Setup, then `cargo test --workspace --release -- --include-ignored [HARNESS_ARGS]`.
+    Test {
+        /// Test only these packages instead of the whole workspace.
+        #[arg(short, long = "package")]
+        package: Vec<String>,
+        /// Arguments for the test harness, e.g. `-- gguf --nocapture`.
+        #[arg(last = true)]
+        harness: Vec<String>,
+    },
+    /// Diagnose the set-up without changing anything.
+    Doctor,
+    /// Setup, then run the phase binaries in order.
+    RunAll(cargo::RunAll),
+    /// Setup, then run the benchmarks.
+    Bench,
+    /// Setup, then chat with the model in the terminal (arguments go to the chat command).
+    Chat {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let paths = Paths::discover()?;
+    match cli.command {
+        Command::Setup => setup::run(&paths),
+        Command::Test { package, harness } => {
+            setup::run(&paths)?;
+            cargo::test(&paths, &package, &harness)
+        }
+        Command::Doctor => doctor::run(&paths),
+        Command::RunAll(opts) => {
+            setup::run(&paths)?;
+            cargo::run_all(&paths, &opts)
+        }
+        Command::Bench => {
+            setup::run(&paths)?;
+            cargo::bench(&paths)
+        }
+        Command::Chat { args } => {
+            setup::run(&paths)?;
+            cargo::chat(&paths, &args)
+        }
+    }
+}
