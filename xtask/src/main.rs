@@ -12,6 +12,8 @@ mod setup;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -100,8 +102,19 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    // Print the error chain ourselves: anyhow's `Debug` adds a backtrace whenever
+    // RUST_BACKTRACE is set, which buries the message and its hint.
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     let paths = Paths::discover()?;
     match cli.command {
         Command::Setup => setup::run(&paths),

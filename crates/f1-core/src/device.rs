@@ -8,8 +8,8 @@ use crate::config::{dtype_name, ModelOptions};
 pub struct RuntimeInfo {
     /// PyTorch version of the libtorch this crate was built against (and loads via rpath).
     pub libtorch_version: String,
-    /// Whether libtorch was built with CUDA (libtorch_cuda linked).
-    pub cuda_built: bool,
+    /// Whether this process loaded `libtorch_cuda` (so CUDA works where a GPU is present).
+    pub cuda_linked: bool,
     /// Whether a CUDA device is usable now.
     pub cuda_available: bool,
     /// Number of visible CUDA devices.
@@ -31,7 +31,7 @@ impl RuntimeInfo {
         let auto = ModelOptions::auto();
         RuntimeInfo {
             libtorch_version: option_env!("F1_LIBTORCH_VERSION").unwrap_or("unknown").to_string(),
-            cuda_built: tch::utils::has_cuda(),
+            cuda_linked: cuda_library_loaded(),
             cuda_available,
             cuda_devices: if cuda_available { tch::Cuda::device_count() as usize } else { 0 },
             cudnn_version: cuda_available.then(tch::utils::version_cudnn),
@@ -45,7 +45,7 @@ impl RuntimeInfo {
 impl std::fmt::Display for RuntimeInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "libtorch:       {}", self.libtorch_version)?;
-        writeln!(f, "CUDA built:     {}", if self.cuda_built { "yes (libtorch_cuda linked)" } else { "no" })?;
+        writeln!(f, "libtorch_cuda:  {}", if self.cuda_linked { "loaded" } else { "not loaded (CPU-only libtorch, or dropped at link time)" })?;
         writeln!(f, "CUDA available: {} ({} device(s))", if self.cuda_available { "yes" } else { "no" }, self.cuda_devices)?;
         if let Some(v) = self.cudnn_version {
             writeln!(f, "cuDNN:          {v}")?;
@@ -53,4 +53,10 @@ impl std::fmt::Display for RuntimeInfo {
         writeln!(f, "threads:        {}", self.threads)?;
         write!(f, "default:        {} / {}", self.default_device, self.default_dtype)
     }
+}
+
+/// Whether `libtorch_cuda.so` is mapped into this process. `tch::utils::has_cuda()` is false on
+/// any machine without a GPU, so it cannot tell whether the binary would use one.
+fn cuda_library_loaded() -> bool {
+    std::fs::read_to_string("/proc/self/maps").is_ok_and(|maps| maps.contains("libtorch_cuda.so"))
 }

@@ -25,6 +25,9 @@ const MAX_ARRAY_DEPTH: usize = 16;
 /// The specification allows at most four dimensions; a little slack costs nothing.
 const MAX_DIMS: u32 = 8;
 
+/// Results whose error is a bare reason, turned into an [`Error`] where the path is known.
+type Res<T> = std::result::Result<T, String>;
+
 /// A typed metadata value, one variant per GGUF value type.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GgufValue {
@@ -57,23 +60,8 @@ pub enum GgufValue {
 }
 
 impl GgufValue {
-    /// The value as a `u64`, for any integer type holding a non-negative value.
-    pub fn as_u64(&self) -> Option<u64> {
-        match *self {
-            GgufValue::U8(v) => Some(v.into()),
-            GgufValue::U16(v) => Some(v.into()),
-            GgufValue::U32(v) => Some(v.into()),
-            GgufValue::U64(v) => Some(v),
-            GgufValue::I8(v) => u64::try_from(v).ok(),
-            GgufValue::I16(v) => u64::try_from(v).ok(),
-            GgufValue::I32(v) => u64::try_from(v).ok(),
-            GgufValue::I64(v) => u64::try_from(v).ok(),
-            _ => None,
-        }
-    }
-
-    /// The value as an `f64`, for any numeric type (64-bit integers may lose precision).
-    pub fn as_f64(&self) -> Option<f64> {
+    /// Any integer value, widened to a type that holds every GGUF integer exactly.
+    fn as_i128(&self) -> Option<i128> {
         match *self {
             GgufValue::U8(v) => Some(v.into()),
             GgufValue::I8(v) => Some(v.into()),
@@ -81,11 +69,23 @@ impl GgufValue {
             GgufValue::I16(v) => Some(v.into()),
             GgufValue::U32(v) => Some(v.into()),
             GgufValue::I32(v) => Some(v.into()),
-            GgufValue::F32(v) => Some(v.into()),
-            GgufValue::U64(v) => Some(v as f64),
-            GgufValue::I64(v) => Some(v as f64),
-            GgufValue::F64(v) => Some(v),
+            GgufValue::U64(v) => Some(v.into()),
+            GgufValue::I64(v) => Some(v.into()),
             _ => None,
+        }
+    }
+
+    /// The value as a `u64`, for any integer type holding a non-negative value.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.as_i128().and_then(|v| u64::try_from(v).ok())
+    }
+
+    /// The value as an `f64`, for any numeric type (64-bit integers may lose precision).
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            GgufValue::F32(v) => Some(v.into()),
+            GgufValue::F64(v) => Some(v),
+            _ => self.as_i128().map(|v| v as f64),
         }
     }
 
@@ -106,34 +106,26 @@ impl GgufValue {
 
     /// The GGUF value type id of this value.
     fn type_id(&self) -> u32 {
+        use GgufValue::*;
         match self {
-            GgufValue::U8(_) => 0,
-            GgufValue::I8(_) => 1,
-            GgufValue::U16(_) => 2,
-            GgufValue::I16(_) => 3,
-            GgufValue::U32(_) => 4,
-            GgufValue::I32(_) => 5,
-            GgufValue::F32(_) => 6,
-            GgufValue::Bool(_) => 7,
-            GgufValue::String(_) => 8,
-            GgufValue::Array(_) => 9,
-            GgufValue::U64(_) => 10,
-            GgufValue::I64(_) => 11,
-            GgufValue::F64(_) => 12,
+            U8(_) => 0, I8(_) => 1, U16(_) => 2, I16(_) => 3, U32(_) => 4, I32(_) => 5, F32(_) => 6,
+            Bool(_) => 7, String(_) => 8, Array(_) => 9, U64(_) => 10, I64(_) => 11, F64(_) => 12,
         }
     }
 }
 
-/// Declares [`GgmlType`] from one table of (variant = id, elements per block, bytes per block,
-/// doc), so that the id, name and sizes of a type cannot drift apart.
+/// Declares [`GgmlType`] from one table of `variant = id, elements per block, bytes per block`,
+/// so that the id, name and sizes of a type cannot drift apart.
 macro_rules! ggml_types {
-    ($($v:ident = $id:literal, $bs:literal, $ts:literal, $doc:literal;)*) => {
+    ($($v:ident = $id:literal, $bs:literal, $ts:literal;)*) => {
         /// A ggml tensor element type. Every type ggml defines is listed so that files holding
         /// unusual tensors still open; [`dequantize`] supports F32, F16, BF16, Q4_0, Q4_1, Q5_0,
         /// Q5_1, Q8_0, Q4_K, Q5_K and Q6_K.
         #[allow(non_camel_case_types)]
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum GgmlType { $(#[doc = $doc] $v,)* }
+        pub enum GgmlType {
+            $(#[doc = concat!("ggml type ", $id, ": blocks of ", $bs, " values in ", $ts, " bytes.")] $v,)*
+        }
 
         impl GgmlType {
             /// The type for a ggml type id, or `None` for an unknown id.
@@ -161,38 +153,13 @@ macro_rules! ggml_types {
 }
 
 ggml_types! {
-    F32 = 0, 1, 4, "32-bit IEEE float.";
-    F16 = 1, 1, 2, "16-bit IEEE float.";
-    Q4_0 = 2, 32, 18, "4-bit, 32-value blocks with a scale.";
-    Q4_1 = 3, 32, 20, "4-bit, 32-value blocks with a scale and a minimum.";
-    Q5_0 = 6, 32, 22, "5-bit, 32-value blocks with a scale.";
-    Q5_1 = 7, 32, 24, "5-bit, 32-value blocks with a scale and a minimum.";
-    Q8_0 = 8, 32, 34, "8-bit, 32-value blocks with a scale.";
-    Q8_1 = 9, 32, 36, "8-bit with a scale and a sum (not supported).";
-    Q2_K = 10, 256, 84, "2-bit K-quant (not supported).";
-    Q3_K = 11, 256, 110, "3-bit K-quant (not supported).";
-    Q4_K = 12, 256, 144, "4-bit K-quant, 256-value super-blocks.";
-    Q5_K = 13, 256, 176, "5-bit K-quant, 256-value super-blocks.";
-    Q6_K = 14, 256, 210, "6-bit K-quant, 256-value super-blocks.";
-    Q8_K = 15, 256, 292, "8-bit K-quant (not supported).";
-    IQ2_XXS = 16, 256, 66, "I-quant (not supported).";
-    IQ2_XS = 17, 256, 74, "I-quant (not supported).";
-    IQ3_XXS = 18, 256, 98, "I-quant (not supported).";
-    IQ1_S = 19, 256, 50, "I-quant (not supported).";
-    IQ4_NL = 20, 32, 18, "I-quant (not supported).";
-    IQ3_S = 21, 256, 110, "I-quant (not supported).";
-    IQ2_S = 22, 256, 82, "I-quant (not supported).";
-    IQ4_XS = 23, 256, 136, "I-quant (not supported).";
-    I8 = 24, 1, 1, "8-bit integer (not supported).";
-    I16 = 25, 1, 2, "16-bit integer (not supported).";
-    I32 = 26, 1, 4, "32-bit integer (not supported).";
-    I64 = 27, 1, 8, "64-bit integer (not supported).";
-    F64 = 28, 1, 8, "64-bit float (not supported).";
-    IQ1_M = 29, 256, 56, "I-quant (not supported).";
-    BF16 = 30, 1, 2, "bfloat16.";
-    TQ1_0 = 34, 256, 54, "Ternary quant (not supported).";
-    TQ2_0 = 35, 256, 66, "Ternary quant (not supported).";
-    MXFP4 = 39, 32, 17, "4-bit microscaling float (not supported).";
+    F32 = 0, 1, 4; F16 = 1, 1, 2; BF16 = 30, 1, 2;
+    Q4_0 = 2, 32, 18; Q4_1 = 3, 32, 20; Q5_0 = 6, 32, 22; Q5_1 = 7, 32, 24; Q8_0 = 8, 32, 34; Q8_1 = 9, 32, 36;
+    Q2_K = 10, 256, 84; Q3_K = 11, 256, 110; Q4_K = 12, 256, 144; Q5_K = 13, 256, 176; Q6_K = 14, 256, 210; Q8_K = 15, 256, 292;
+    IQ2_XXS = 16, 256, 66; IQ2_XS = 17, 256, 74; IQ3_XXS = 18, 256, 98; IQ1_S = 19, 256, 50; IQ4_NL = 20, 32, 18;
+    IQ3_S = 21, 256, 110; IQ2_S = 22, 256, 82; IQ4_XS = 23, 256, 136; IQ1_M = 29, 256, 56;
+    I8 = 24, 1, 1; I16 = 25, 1, 2; I32 = 26, 1, 4; I64 = 27, 1, 8; F64 = 28, 1, 8;
+    TQ1_0 = 34, 256, 54; TQ2_0 = 35, 256, 66; MXFP4 = 39, 32, 17;
 }
 
 impl fmt::Display for GgmlType {
@@ -249,14 +216,8 @@ pub struct GgufFile {
 
 impl fmt::Debug for GgufFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GgufFile")
-            .field("path", &self.path)
-            .field("version", &self.version)
-            .field("metadata_keys", &self.metadata.len())
-            .field("tensors", &self.tensors.len())
-            .field("data_offset", &self.data_offset)
-            .field("alignment", &self.alignment)
-            .finish()
+        let (k, t) = (self.metadata.len(), self.tensors.len());
+        write!(f, "GgufFile({}, v{}, {k} metadata keys, {t} tensors, alignment {})", self.path.display(), self.version, self.alignment)
     }
 }
 
@@ -267,55 +228,50 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| {
-            format!("truncated: needed {n} bytes at offset {} but the file has {}", self.pos, self.buf.len())
-        })?;
-        let s = &self.buf[self.pos..end];
+    fn take(&mut self, n: usize) -> Res<&'a [u8]> {
+        let (pos, len) = (self.pos, self.buf.len());
+        let end = pos.checked_add(n).filter(|&e| e <= len).ok_or_else(|| format!("truncated: needed {n} bytes at offset {pos} but the file has {len}"))?;
         self.pos = end;
-        Ok(s)
+        Ok(&self.buf[pos..end])
     }
 
-    fn array<const N: usize>(&mut self) -> std::result::Result<[u8; N], String> {
+    fn array<const N: usize>(&mut self) -> Res<[u8; N]> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
     }
 
-    fn u32(&mut self) -> std::result::Result<u32, String> {
+    fn u32(&mut self) -> Res<u32> {
         self.array().map(u32::from_le_bytes)
     }
 
-    fn u64(&mut self) -> std::result::Result<u64, String> {
+    fn u64(&mut self) -> Res<u64> {
         self.array().map(u64::from_le_bytes)
     }
 
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    /// A length that must fit in what is left of the file, checked before anything is allocated.
-    fn len(&mut self, min_item_size: usize, what: &str) -> std::result::Result<usize, String> {
+    /// A count of items of at least `min_size` bytes each, checked against what is left of the
+    /// file before anything is allocated for them.
+    fn count(&mut self, min_size: usize, what: &str) -> Res<usize> {
         let n = self.u64()?;
         match usize::try_from(n) {
-            Ok(n) if n.saturating_mul(min_item_size) <= self.remaining() => Ok(n),
+            Ok(n) if n.saturating_mul(min_size) <= self.buf.len() - self.pos => Ok(n),
             _ => Err(format!("{what} count {n} at offset {} exceeds the file size", self.pos - 8)),
         }
     }
 
-    fn bytes_string(&mut self) -> std::result::Result<&'a [u8], String> {
-        let n = self.len(1, "string length")?;
+    fn bytes_string(&mut self) -> Res<&'a [u8]> {
+        let n = self.count(1, "string length")?;
         self.take(n)
     }
 
     /// Keys and tensor names must be valid UTF-8, as the specification requires.
-    fn strict_string(&mut self) -> std::result::Result<String, String> {
+    fn strict_string(&mut self) -> Res<String> {
         let at = self.pos;
         let b = self.bytes_string()?;
         String::from_utf8(b.to_vec()).map_err(|_| format!("string at offset {at} is not valid UTF-8"))
     }
 
-    fn value(&mut self, type_id: u32, depth: usize) -> std::result::Result<GgufValue, String> {
+    fn value(&mut self, type_id: u32, depth: usize) -> Res<GgufValue> {
         Ok(match type_id {
             0 => GgufValue::U8(u8::from_le_bytes(self.array()?)),
             1 => GgufValue::I8(i8::from_le_bytes(self.array()?)),
@@ -324,11 +280,7 @@ impl<'a> Reader<'a> {
             4 => GgufValue::U32(self.u32()?),
             5 => GgufValue::I32(i32::from_le_bytes(self.array()?)),
             6 => GgufValue::F32(f32::from_le_bytes(self.array()?)),
-            7 => match self.array::<1>()?[0] {
-                0 => GgufValue::Bool(false),
-                1 => GgufValue::Bool(true),
-                b => return Err(format!("bool value {b} at offset {} is neither 0 nor 1", self.pos - 1)),
-            },
+            7 => GgufValue::Bool(self.array::<1>()?[0] != 0),
             // Some converters have stored tokenizer pieces that are not valid UTF-8; replacing the
             // bad bytes keeps such files loadable, and a tokenizer with one odd piece still works.
             8 => GgufValue::String(String::from_utf8_lossy(self.bytes_string()?).into_owned()),
@@ -337,12 +289,8 @@ impl<'a> Reader<'a> {
                     return Err(format!("arrays nested deeper than {MAX_ARRAY_DEPTH} levels"));
                 }
                 let elem = self.u32()?;
-                let n = self.len(1, "array element")?;
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(self.value(elem, depth + 1)?);
-                }
-                GgufValue::Array(items)
+                let n = self.count(1, "array element")?;
+                GgufValue::Array((0..n).map(|_| self.value(elem, depth + 1)).collect::<Res<_>>()?)
             }
             10 => GgufValue::U64(self.u64()?),
             11 => GgufValue::I64(i64::from_le_bytes(self.array()?)),
@@ -357,7 +305,7 @@ fn align_up(x: u64, alignment: u64) -> Option<u64> {
 }
 
 /// The alignment named by `general.alignment`, or the default; it must be a non-zero power of two.
-fn alignment_of(value: Option<&GgufValue>) -> std::result::Result<u64, String> {
+fn alignment_of(value: Option<&GgufValue>) -> Res<u64> {
     match value {
         None => Ok(DEFAULT_ALIGNMENT),
         Some(v) => match v.as_u64() {
@@ -383,8 +331,8 @@ impl GgufFile {
             return Err(gguf_err(format!("version {version} is not supported (only 2 and 3)")));
         }
         // A tensor info takes at least 24 bytes and a key/value pair at least 13.
-        let n_tensors = r.len(24, "tensor").map_err(gguf_err)?;
-        let n_kv = r.len(13, "metadata key").map_err(gguf_err)?;
+        let n_tensors = r.count(24, "tensor").map_err(gguf_err)?;
+        let n_kv = r.count(13, "metadata key").map_err(gguf_err)?;
 
         let mut metadata = BTreeMap::new();
         for _ in 0..n_kv {
@@ -404,7 +352,7 @@ impl GgufFile {
             if n_dims > MAX_DIMS {
                 return Err(tensor_err(format!("{n_dims} dimensions (at most {MAX_DIMS} are supported)")));
             }
-            let dims = (0..n_dims).map(|_| r.u64()).collect::<std::result::Result<Vec<_>, _>>().map_err(tensor_err)?;
+            let dims = (0..n_dims).map(|_| r.u64()).collect::<Res<Vec<_>>>().map_err(tensor_err)?;
             let type_id = r.u32().map_err(tensor_err)?;
             let dtype = GgmlType::from_u32(type_id).ok_or_else(|| tensor_err(format!("unknown ggml type id {type_id}")))?;
             let offset = r.u64().map_err(tensor_err)?;
@@ -419,24 +367,20 @@ impl GgufFile {
         let file_len = bytes.len() as u64;
         for t in &tensors {
             let tensor_err = |reason: String| Error::Tensor { path: path.to_path_buf(), name: t.name.clone(), reason };
-            if t.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).is_none() {
-                return Err(tensor_err(format!("dimensions {:?} overflow", t.dims)));
-            }
-            let row = t.dims.first().copied().unwrap_or(1);
-            if row % t.dtype.block_size() as u64 != 0 {
-                return Err(tensor_err(format!("row length {row} is not a multiple of the {} block size {}", t.dtype, t.dtype.block_size())));
-            }
-            if t.offset % alignment != 0 {
-                return Err(tensor_err(format!("data offset {} is not a multiple of the alignment {alignment}", t.offset)));
-            }
+            let (row, bs) = (t.dims.first().copied().unwrap_or(1), t.dtype.block_size() as u64);
             let end = t.n_bytes().and_then(|n| data_offset.checked_add(t.offset)?.checked_add(n));
-            if end.is_none_or(|e| e > file_len) {
-                return Err(tensor_err(format!(
-                    "data (offset {} + {:?} bytes after data section start {data_offset}) lies outside the file of {file_len} bytes",
-                    t.offset,
-                    t.n_bytes()
-                )));
-            }
+            let problem = if t.dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).is_none() {
+                format!("dimensions {:?} overflow", t.dims)
+            } else if !row.is_multiple_of(bs) {
+                format!("row length {row} is not a multiple of the {} block size {bs}", t.dtype)
+            } else if !t.offset.is_multiple_of(alignment) {
+                format!("data offset {} is not a multiple of the alignment {alignment}", t.offset)
+            } else if end.is_none_or(|e| e > file_len) {
+                format!("data at offset {} (+{} for the header) of {:?} bytes lies outside the file of {file_len} bytes", t.offset, data_offset, t.n_bytes())
+            } else {
+                continue;
+            };
+            return Err(tensor_err(problem));
         }
         Ok(GgufFile { path: path.to_path_buf(), version, metadata, tensors, bytes, data_offset, alignment })
     }
@@ -480,18 +424,34 @@ pub fn dequantize(dtype: GgmlType, bytes: &[u8], n_elements: usize) -> std::resu
         GgmlType::F32 => |b, y| y[0] = f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
         GgmlType::F16 => |b, y| y[0] = f16_at(b, 0),
         GgmlType::BF16 => |b, y| y[0] = bf16::from_le_bytes([b[0], b[1]]).to_f32(),
-        GgmlType::Q8_0 => dequant_q8_0,
-        GgmlType::Q4_0 => dequant_q4_0,
-        GgmlType::Q4_1 => dequant_q4_1,
-        GgmlType::Q5_0 => dequant_q5_0,
-        GgmlType::Q5_1 => dequant_q5_1,
-        GgmlType::Q4_K => dequant_q4_k,
-        GgmlType::Q5_K => dequant_q5_k,
+        // Each block starts with its f16 scale d (and, for the _1 types, the f16 offset m).
+        GgmlType::Q8_0 => |b, y| {
+            let d = f16_at(b, 0);
+            y.iter_mut().zip(&b[2..34]).for_each(|(y, &q)| *y = d * f32::from(q as i8));
+        },
+        GgmlType::Q4_0 => |b, y| {
+            let d = f16_at(b, 0);
+            unpack_nibbles(&b[2..18], 0, y, |q| d * (f32::from(q) - 8.0));
+        },
+        GgmlType::Q4_1 => |b, y| {
+            let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+            unpack_nibbles(&b[4..20], 0, y, |q| d * f32::from(q) + m);
+        },
+        GgmlType::Q5_0 => |b, y| {
+            let d = f16_at(b, 0);
+            unpack_nibbles(&b[6..22], u32_at(b, 2), y, |q| d * (f32::from(q) - 16.0));
+        },
+        GgmlType::Q5_1 => |b, y| {
+            let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+            unpack_nibbles(&b[8..24], u32_at(b, 4), y, |q| d * f32::from(q) + m);
+        },
+        GgmlType::Q4_K => |b, y| dequant_k_4_5(&b[..16], None, &b[16..144], y),
+        GgmlType::Q5_K => |b, y| dequant_k_4_5(&b[..16], Some(&b[16..48]), &b[48..176], y),
         GgmlType::Q6_K => dequant_q6_k,
         other => return Err(format!("unsupported tensor type {other}")),
     };
     let (bs, ts) = (dtype.block_size(), dtype.type_size());
-    if n_elements % bs != 0 {
+    if !n_elements.is_multiple_of(bs) {
         return Err(format!("{n_elements} elements is not a whole number of {dtype} blocks of {bs}"));
     }
     let expected = n_elements / bs * ts;
@@ -514,42 +474,19 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
     f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
 }
 
-fn dequant_q8_0(b: &[u8], y: &mut [f32]) {
-    let d = f16_at(b, 0);
-    for (y, &q) in y.iter_mut().zip(&b[2..34]) {
-        *y = d * f32::from(q as i8);
-    }
+fn u32_at(b: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]])
 }
 
-/// Writes the 32 values of a 4-bit block: value j takes the low nibble of byte j and value j+16
-/// its high nibble; `f` maps the nibble (plus the fifth bit, if any) to the value.
-fn unpack_nibbles(qs: &[u8], high: impl Fn(usize) -> u8, y: &mut [f32], f: impl Fn(u8) -> f32) {
+/// Writes the 32 values of a 4- or 5-bit block: value j takes the low nibble of byte j and value
+/// j+16 its high nibble, and bit j of `qh` (zero for 4-bit types) is the fifth bit of value j.
+/// `f` maps the assembled integer to the value.
+fn unpack_nibbles(qs: &[u8], qh: u32, y: &mut [f32], f: impl Fn(u8) -> f32) {
+    let high = |j: usize| (((qh >> j) & 1) as u8) << 4;
     for j in 0..16 {
         y[j] = f((qs[j] & 0x0F) | high(j));
         y[j + 16] = f((qs[j] >> 4) | high(j + 16));
     }
-}
-
-fn dequant_q4_0(b: &[u8], y: &mut [f32]) {
-    let d = f16_at(b, 0);
-    unpack_nibbles(&b[2..18], |_| 0, y, |q| d * (f32::from(q) - 8.0));
-}
-
-fn dequant_q4_1(b: &[u8], y: &mut [f32]) {
-    let (d, m) = (f16_at(b, 0), f16_at(b, 2));
-    unpack_nibbles(&b[4..20], |_| 0, y, |q| d * f32::from(q) + m);
-}
-
-fn dequant_q5_0(b: &[u8], y: &mut [f32]) {
-    let d = f16_at(b, 0);
-    let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
-    unpack_nibbles(&b[6..22], |j| (((qh >> j) & 1) as u8) << 4, y, |q| d * (f32::from(q) - 16.0));
-}
-
-fn dequant_q5_1(b: &[u8], y: &mut [f32]) {
-    let (d, m) = (f16_at(b, 0), f16_at(b, 2));
-    let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-    unpack_nibbles(&b[8..24], |j| (((qh >> j) & 1) as u8) << 4, y, |q| d * f32::from(q) + m);
 }
 
 /// The 6-bit scale and min of sub-block `j` (0..8) from the 12 packed bytes of Q4_K/Q5_K: the
@@ -564,8 +501,10 @@ fn k_scale_min(scales: &[u8], j: usize) -> (f32, f32) {
     (f32::from(sc), f32::from(m))
 }
 
-/// Q4_K and Q5_K share everything but the fifth bit, which `qh` supplies when present.
-fn dequant_k_4_5(d: f32, dmin: f32, scales: &[u8], qh: Option<&[u8]>, qs: &[u8], y: &mut [f32]) {
+/// Q4_K and Q5_K share everything but the fifth bit, which `qh` supplies when present. `head`
+/// is the f16 super-block scale, the f16 scale of the mins and the 12 packed scale bytes.
+fn dequant_k_4_5(head: &[u8], qh: Option<&[u8]>, qs: &[u8], y: &mut [f32]) {
+    let (d, dmin, scales) = (f16_at(head, 0), f16_at(head, 2), &head[4..16]);
     for c in 0..4 {
         let q = &qs[32 * c..32 * c + 32];
         for half in 0..2 {
@@ -579,14 +518,6 @@ fn dequant_k_4_5(d: f32, dmin: f32, scales: &[u8], qh: Option<&[u8]>, qs: &[u8],
             }
         }
     }
-}
-
-fn dequant_q4_k(b: &[u8], y: &mut [f32]) {
-    dequant_k_4_5(f16_at(b, 0), f16_at(b, 2), &b[4..16], None, &b[16..144], y);
-}
-
-fn dequant_q5_k(b: &[u8], y: &mut [f32]) {
-    dequant_k_4_5(f16_at(b, 0), f16_at(b, 2), &b[4..16], Some(&b[16..48]), &b[48..176], y);
 }
 
 fn dequant_q6_k(b: &[u8], y: &mut [f32]) {
@@ -683,14 +614,14 @@ impl GgufWriter {
             return Err(format!("tensor `{name}`: shape {shape:?} does not match {} values", data.len()));
         }
         let bs = dtype.block_size();
-        if dims[0] % bs as u64 != 0 {
+        if !dims[0].is_multiple_of(bs as u64) {
             return Err(format!("tensor `{name}`: last dimension {} is not a multiple of the {dtype} block size {bs}", dims[0]));
         }
         let mut bytes = Vec::with_capacity(data.len() / bs * dtype.type_size());
         match dtype {
-            GgmlType::F32 => data.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes())),
-            GgmlType::F16 => data.iter().for_each(|&v| bytes.extend_from_slice(&f16::from_f32(v).to_le_bytes())),
-            GgmlType::BF16 => data.iter().for_each(|&v| bytes.extend_from_slice(&bf16::from_f32(v).to_le_bytes())),
+            GgmlType::F32 => data.iter().for_each(|v| bytes.extend(v.to_le_bytes())),
+            GgmlType::F16 => data.iter().for_each(|&v| bytes.extend(f16::from_f32(v).to_le_bytes())),
+            GgmlType::BF16 => data.iter().for_each(|&v| bytes.extend(bf16::from_f32(v).to_le_bytes())),
             GgmlType::Q8_0 => data.chunks_exact(32).for_each(|x| quant_q8_0(x, &mut bytes)),
             GgmlType::Q4_0 => data.chunks_exact(32).for_each(|x| quant_q4_0(x, &mut bytes)),
             GgmlType::Q4_1 => data.chunks_exact(32).for_each(|x| quant_q4_1(x, &mut bytes)),
@@ -700,23 +631,25 @@ impl GgufWriter {
         Ok(())
     }
 
-    /// Write the file: version 3, `general.alignment` (added as 32 unless set), tensor data
-    /// aligned to it, in the order the tensors were added.
+    /// Write the file: version 3, `general.alignment` (32 unless set), tensor data aligned to
+    /// it, in the order the tensors were added.
     pub fn write(&self, path: &Path) -> Result<()> {
         let gguf_err = |reason: String| Error::Gguf { path: path.to_path_buf(), reason };
         let explicit = self.metadata.iter().find(|(k, _)| k == ALIGNMENT_KEY).map(|(_, v)| v);
         let alignment = alignment_of(explicit).map_err(gguf_err)?;
-        let default_kv = (ALIGNMENT_KEY.to_string(), GgufValue::U32(DEFAULT_ALIGNMENT as u32));
-        let kvs: Vec<&(String, GgufValue)> = self.metadata.iter().chain(explicit.is_none().then_some(&default_kv)).collect();
+        // The key is always written, and as the UINT32 the specification prescribes, because
+        // other readers may insist on that type.
+        let align32 = u32::try_from(alignment).map_err(|_| gguf_err(format!("{ALIGNMENT_KEY} {alignment} does not fit in a u32")))?;
+        let align_kv = (ALIGNMENT_KEY.to_string(), GgufValue::U32(align32));
+        let kvs: Vec<&(String, GgufValue)> = self.metadata.iter().filter(|(k, _)| k != ALIGNMENT_KEY).chain([&align_kv]).collect();
 
-        let mut head = Vec::new();
-        head.extend_from_slice(MAGIC);
-        head.extend_from_slice(&3u32.to_le_bytes());
-        head.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
-        head.extend_from_slice(&(kvs.len() as u64).to_le_bytes());
+        let mut head = MAGIC.to_vec();
+        head.extend(3u32.to_le_bytes());
+        head.extend((self.tensors.len() as u64).to_le_bytes());
+        head.extend((kvs.len() as u64).to_le_bytes());
         for (key, value) in kvs {
             put_str(&mut head, key);
-            head.extend_from_slice(&value.type_id().to_le_bytes());
+            head.extend(value.type_id().to_le_bytes());
             put_value(&mut head, value).map_err(|e| gguf_err(format!("metadata `{key}`: {e}")))?;
         }
         let mut offset = 0u64;
@@ -725,10 +658,10 @@ impl GgufWriter {
             offset = align_up(offset, alignment).ok_or_else(|| gguf_err("data too large".into()))?;
             offsets.push(offset);
             put_str(&mut head, &t.name);
-            head.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
-            t.dims.iter().for_each(|d| head.extend_from_slice(&d.to_le_bytes()));
-            head.extend_from_slice(&t.dtype.to_u32().to_le_bytes());
-            head.extend_from_slice(&offset.to_le_bytes());
+            head.extend((t.dims.len() as u32).to_le_bytes());
+            t.dims.iter().for_each(|d| head.extend(d.to_le_bytes()));
+            head.extend(t.dtype.to_u32().to_le_bytes());
+            head.extend(offset.to_le_bytes());
             offset += t.data.len() as u64;
         }
 
@@ -751,36 +684,34 @@ impl GgufWriter {
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
+    out.extend((s.len() as u64).to_le_bytes());
+    out.extend(s.as_bytes());
 }
 
 /// Encode a value's payload (its type id is written by the caller). Arrays must be homogeneous;
 /// an empty array is written with element type UINT8, since nothing says otherwise.
-fn put_value(out: &mut Vec<u8>, v: &GgufValue) -> std::result::Result<(), String> {
+fn put_value(out: &mut Vec<u8>, v: &GgufValue) -> Res<()> {
     match v {
         GgufValue::U8(x) => out.push(*x),
-        GgufValue::I8(x) => out.extend_from_slice(&x.to_le_bytes()),
-        GgufValue::U16(x) => out.extend_from_slice(&x.to_le_bytes()),
-        GgufValue::I16(x) => out.extend_from_slice(&x.to_le_bytes()),
-        GgufValue::U32(x) => out.extend_from_slice(&x.to_le_bytes()),
-        GgufValue::I32(x) => out.extend_from_slice(&x.to_le_bytes()),
-        GgufValue::F32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::I8(x) => out.extend(x.to_le_bytes()),
+        GgufValue::U16(x) => out.extend(x.to_le_bytes()),
+        GgufValue::I16(x) => out.extend(x.to_le_bytes()),
+        GgufValue::U32(x) => out.extend(x.to_le_bytes()),
+        GgufValue::I32(x) => out.extend(x.to_le_bytes()),
+        GgufValue::F32(x) => out.extend(x.to_le_bytes()),
         GgufValue::Bool(x) => out.push(u8::from(*x)),
         GgufValue::String(s) => put_str(out, s),
-        GgufValue::U64(x) => out.extend_from_slice(&x.to_le_bytes()),
-        GgufValue::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
-        GgufValue::F64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        GgufValue::U64(x) => out.extend(x.to_le_bytes()),
+        GgufValue::I64(x) => out.extend(x.to_le_bytes()),
+        GgufValue::F64(x) => out.extend(x.to_le_bytes()),
         GgufValue::Array(items) => {
             let elem = items.first().map_or(0, GgufValue::type_id);
             if items.iter().any(|i| i.type_id() != elem) {
                 return Err("array elements must all have the same type".into());
             }
-            out.extend_from_slice(&elem.to_le_bytes());
-            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
-            for item in items {
-                put_value(out, item)?;
-            }
+            out.extend(elem.to_le_bytes());
+            out.extend((items.len() as u64).to_le_bytes());
+            items.iter().try_for_each(|item| put_value(out, item))?;
         }
     }
     Ok(())
@@ -790,6 +721,12 @@ fn put_value(out: &mut Vec<u8>, v: &GgufValue) -> std::result::Result<(), String
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Test quants in 0..n; the quadratic term keeps sub-blocks from repeating each other's
+    /// pattern, so a bit taken from the wrong sub-block shows.
+    fn pattern(len: usize, n: usize) -> Vec<u8> {
+        (0..len).map(|i| ((i * 7 + i * i / 13 + 3) % n) as u8).collect()
+    }
 
     fn h(x: f32) -> [u8; 2] {
         f16::from_f32(x).to_le_bytes()
@@ -824,7 +761,7 @@ mod tests {
 
     #[test]
     fn q4_0_and_q4_1_blocks() {
-        let q: Vec<u8> = (0..32).map(|i| (i * 5 + 3) % 16).collect();
+        let q = pattern(32, 16);
         let mut b = h(0.25).to_vec();
         b.extend(nibbles(&q));
         let want: Vec<f32> = q.iter().map(|&v| 0.25 * (f32::from(v) - 8.0)).collect();
@@ -838,7 +775,7 @@ mod tests {
 
     #[test]
     fn q5_0_and_q5_1_blocks() {
-        let q: Vec<u8> = (0..32).map(|i| (i * 7 + 1) % 32).collect();
+        let q = pattern(32, 32);
         let mut b = h(0.125).to_vec();
         b.extend(fifth_bits(&q));
         b.extend(nibbles(&q));
@@ -884,7 +821,7 @@ mod tests {
 
     #[test]
     fn q4_k_block() {
-        let q: Vec<u8> = (0..256).map(|i| ((i * 7 + 3) % 16) as u8).collect();
+        let q = pattern(256, 16);
         let mut b = [h(0.5), h(0.25)].concat();
         b.extend(k_scales());
         b.extend(k_nibbles(&q));
@@ -894,7 +831,7 @@ mod tests {
 
     #[test]
     fn q5_k_block() {
-        let q: Vec<u8> = (0..256).map(|i| ((i * 11 + 5) % 32) as u8).collect();
+        let q = pattern(256, 32);
         let mut qh = [0u8; 32];
         for (i, &v) in q.iter().enumerate() {
             qh[i % 32] |= (v >> 4) << (i / 32);
@@ -909,7 +846,7 @@ mod tests {
 
     #[test]
     fn q6_k_block() {
-        let q: Vec<u8> = (0..256).map(|i| ((i * 13 + 7) % 64) as u8).collect();
+        let q = pattern(256, 64);
         let scales: [i8; 16] = [-32, -5, 1, 7, 12, -20, 30, 127, -128, 3, 9, -1, 64, 2, -7, 15];
         let (mut ql, mut qh) = ([0u8; 128], [0u8; 64]);
         // Value 128h + 32g + l: groups 0/1 use the low nibbles of ql[64h+l] / ql[64h+32+l],
@@ -943,20 +880,10 @@ mod tests {
         let strings = GgufValue::Array(vec![GgufValue::String("a".into()), GgufValue::String("ünï".into()), GgufValue::String(String::new())]);
         let nested = GgufValue::Array(vec![GgufValue::Array(vec![GgufValue::I32(-1), GgufValue::I32(2)]), GgufValue::Array(vec![])]);
         let kvs = [
-            ("u8", GgufValue::U8(200)),
-            ("i8", GgufValue::I8(-7)),
-            ("u16", GgufValue::U16(60000)),
-            ("i16", GgufValue::I16(-30000)),
-            ("u32", GgufValue::U32(4_000_000_000)),
-            ("i32", GgufValue::I32(-2_000_000_000)),
-            ("f32", GgufValue::F32(1.5)),
-            ("bool", GgufValue::Bool(true)),
-            ("str", GgufValue::String("héllo".into())),
-            ("strings", strings),
-            ("nested", nested),
-            ("u64", GgufValue::U64(u64::MAX)),
-            ("i64", GgufValue::I64(i64::MIN)),
-            ("f64", GgufValue::F64(std::f64::consts::PI)),
+            ("u8", GgufValue::U8(200)), ("i8", GgufValue::I8(-7)), ("u16", GgufValue::U16(60000)), ("i16", GgufValue::I16(-30000)),
+            ("u32", GgufValue::U32(4_000_000_000)), ("i32", GgufValue::I32(-2_000_000_000)), ("f32", GgufValue::F32(1.5)),
+            ("bool", GgufValue::Bool(true)), ("str", GgufValue::String("héllo".into())), ("strings", strings), ("nested", nested),
+            ("u64", GgufValue::U64(u64::MAX)), ("i64", GgufValue::I64(i64::MIN)), ("f64", GgufValue::F64(std::f64::consts::PI)),
         ];
         let mut w = GgufWriter::new();
         kvs.iter().for_each(|(k, v)| w.add_metadata(k, v.clone()));
@@ -978,13 +905,14 @@ mod tests {
 
     fn write_one(dir: &Path, data: &[f32], shape: &[i64], dtype: GgmlType) -> GgufFile {
         let mut w = GgufWriter::new();
-        w.add_metadata(ALIGNMENT_KEY, GgufValue::U32(64));
+        w.add_metadata(ALIGNMENT_KEY, GgufValue::U64(64));
         w.add_tensor("pad", &[3], &[1.0, 2.0, 3.0], GgmlType::F32).unwrap();
         w.add_tensor("t", shape, data, dtype).unwrap();
         let path = dir.join(format!("{}.gguf", dtype.name()));
         w.write(&path).unwrap();
         let g = GgufFile::open(&path).unwrap();
-        assert!(g.tensors.iter().all(|t| t.offset % 64 == 0) && g.data_offset % 64 == 0);
+        assert!(g.tensors.iter().all(|t| t.offset.is_multiple_of(64)) && g.data_offset.is_multiple_of(64));
+        assert_eq!(g.get(ALIGNMENT_KEY), Some(&GgufValue::U32(64)));
         assert_eq!(g.dequantize("pad").unwrap().0, [1.0, 2.0, 3.0]);
         g
     }

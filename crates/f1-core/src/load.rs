@@ -47,6 +47,13 @@ impl std::fmt::Debug for LoadedModel {
     }
 }
 
+/// The default base model, SmolLM2-135M-Instruct as GGUF, where `cargo xtask setup` puts it:
+/// `models/base/` under `F1_ROOT` (set by xtask) or the current directory.
+pub fn default_base_model() -> PathBuf {
+    let root = std::env::var_os("F1_ROOT").map(PathBuf::from).unwrap_or_default();
+    root.join("models/base/SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
 /// Load a model given a path (a directory with `config.json`, or a `.gguf` file) or a hub id
 /// (`org/name[@revision]`, downloaded with hf-hub). `chat_template` overrides the model's own
 /// template with a named fallback ("chatml", "llama2", "llama3", "mistral", "alpaca").

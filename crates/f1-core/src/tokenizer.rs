@@ -23,7 +23,7 @@ use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::fuse::Fuse;
 use tokenizers::decoders::sequence::Sequence as DecoderSequence;
 use tokenizers::decoders::strip::Strip;
-use tokenizers::models::bpe::BPE;
+use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::normalizers::{Prepend, Replace, Sequence as NormalizerSequence};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
@@ -549,7 +549,7 @@ fn build_byte_level(spec: &GgufTokenizerSpec, token_type: &dyn Fn(usize) -> i32,
     };
     let (pre_tokenizer, ignore_merges) = byte_level_pre_tokenizer(spec.pre.as_deref(), origin)?;
     let bpe = BPE::builder()
-        .vocab_and_merges(vocab, merges)
+        .vocab_and_merges(vocab.into_iter().collect::<Vocab>(), merges)
         .ignore_merges(ignore_merges)
         .build()
         .map_err(|e| err(format!("cannot build the BPE model: {e}")))?;
@@ -585,7 +585,7 @@ fn build_sentencepiece(spec: &GgufTokenizerSpec, token_type: &dyn Fn(usize) -> i
         .unk_id
         .and_then(|id| tokens.get(id as usize).cloned())
         .or_else(|| vocab.contains_key("<unk>").then(|| "<unk>".to_string()));
-    let mut builder = BPE::builder().vocab_and_merges(vocab, merges).byte_fallback(true).fuse_unk(true);
+    let mut builder = BPE::builder().vocab_and_merges(vocab.into_iter().collect::<Vocab>(), merges).byte_fallback(true).fuse_unk(true);
     if let Some(unk) = unk {
         builder = builder.unk_token(unk);
     }
@@ -642,6 +642,7 @@ fn bos_eos_post_processor(bos: Option<(&str, u32)>, eos: Option<(&str, u32)>) ->
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -735,7 +736,8 @@ mod tests {
         assert_eq!(table[0], 'Ā');
         assert_eq!(table[0xAD], 'Ń');
         let distinct: std::collections::HashSet<char> = table.iter().copied().collect();
-        assert_eq!(distinct, ByteLevel::alphabet());
+        let alphabet: std::collections::HashSet<char> = ByteLevel::alphabet().into_iter().collect();
+        assert_eq!(distinct, alphabet);
     }
 
     #[test]

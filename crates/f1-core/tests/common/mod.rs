@@ -32,7 +32,7 @@ pub fn random_model(cfg: &Config, seed: i64) -> (nn::VarStore, Llama) {
     let vs = nn::VarStore::new(Device::Cpu);
     let model = Llama::new(&vs, cfg, WeightInit::Random { std: 0.2 });
     tch::no_grad(|| {
-        for (name, t) in vs.variables() {
+        for (name, mut t) in vs.variables() {
             if name.ends_with("bias") || name.contains("norm") {
                 let _ = t.copy_(&(Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.1 + if name.contains("norm") { 1.0 } else { 0.0 }));
             }
