@@ -31,11 +31,12 @@ fn smollm2_answers_simple_factual_questions_greedily() {
     let m = smollm2();
     assert_eq!(m.model.config().num_hidden_layers, 30);
     assert_eq!(m.model.config().num_parameters(), 134_515_008);
-    let cases = [("What is the capital of France?", &["Paris"][..]), ("What is the largest planet in our solar system?", &["Jupiter"][..]), ("How many days are there in a week?", &["seven", "7"][..])];
+    let cases = [("What is the capital of France?", &["Paris"][..]), ("What color is the sky on a clear day?", &["blue"][..]), ("What is the chemical symbol for water?", &["H2O", "H₂O"][..]), ("How many days are there in a week?", &["seven", "7"][..])];
     let prompts: Vec<String> = cases.iter().map(|(q, _)| chat_prompt(&m, q)).collect();
     // Batched, so the left-padded path is exercised on the real model too.
     let outs = generate(&m.model, &m.tokenizer, &prompts, &GenerationConfig::greedy(48), |_, _| {}).expect("generate");
     for ((q, want), out) in cases.iter().zip(&outs) {
+        eprintln!("{q} -> {:?}", out.text);
         assert!(want.iter().any(|w| out.text.contains(w)), "{q} -> {:?}", out.text);
     }
 }
