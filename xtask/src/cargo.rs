@@ -135,9 +135,10 @@ pub fn bench(paths: &Paths) -> Result<()> {
             println!("bench {package}/{bench}: not written yet ({})", paths.show(&source));
             continue;
         }
-        // `cargo bench` takes no `--release`: its `bench` profile inherits from `release`.
+        // `cargo bench` takes no `--release`; naming the release profile shares its artifacts
+        // with `test` and `run-all` instead of building everything again under `bench`.
         let mut cmd = cargo(paths);
-        cmd.args(["bench", "-p", package, "--bench", bench]);
+        cmd.args(["bench", "--profile", "release", "-p", package, "--bench", bench]);
         if !status(cmd, "cargo bench")? {
             bail!("benchmark {package}/{bench} failed (see the output above)");
         }

@@ -152,32 +152,18 @@ fn reference(python: &Path, gguf: &Path, dir: &Path) -> Value {
     serde_json::from_str(&text).expect("parse the reference JSON")
 }
 
-/// The tokenizer spec in the GGUF's `tokenizer.ggml.*` metadata. For now read through
-/// `gguf.GGUFReader` (the `meta` object of the Python dump); to be replaced by f1-core's own
-/// GGUF reader (`gguf_path` is passed for that).
-fn tokenizer_spec(_gguf_path: &Path, reference: &Value) -> GgufTokenizerSpec {
+/// The tokenizer spec in the GGUF's `tokenizer.ggml.*` metadata, read by f1-core's own GGUF
+/// reader (the loader's path) and cross-checked against what `gguf.GGUFReader` read.
+fn tokenizer_spec(gguf_path: &Path, reference: &Value) -> GgufTokenizerSpec {
+    let file = f1_core::gguf::GgufFile::open(gguf_path).expect("open the GGUF");
+    let spec = f1_core::load::gguf_tokenizer_spec(&file).expect("tokenizer metadata");
     let meta = &reference["meta"];
-    let string = |k: &str| meta[k].as_str().map(str::to_string);
-    let strings = |k: &str| -> Option<Vec<String>> {
-        meta[k].as_array().map(|a| a.iter().map(|v| v.as_str().expect("a string").to_string()).collect())
-    };
-    let id = |k: &str| meta[k].as_u64().map(|v| u32::try_from(v).expect("a u32 id"));
-    GgufTokenizerSpec {
-        model: string("ggml.model").expect("tokenizer.ggml.model"),
-        pre: string("ggml.pre"),
-        tokens: strings("ggml.tokens").expect("tokenizer.ggml.tokens"),
-        scores: meta["ggml.scores"].as_array().map(|a| a.iter().map(|v| v.as_f64().expect("a score") as f32).collect()),
-        token_types: meta["ggml.token_type"]
-            .as_array()
-            .map(|a| a.iter().map(|v| i32::try_from(v.as_i64().expect("a token type")).expect("an i32")).collect()),
-        merges: strings("ggml.merges"),
-        bos_id: id("ggml.bos_token_id"),
-        eos_id: id("ggml.eos_token_id"),
-        unk_id: id("ggml.unknown_token_id"),
-        pad_id: id("ggml.padding_token_id"),
-        add_bos: meta["ggml.add_bos_token"].as_bool().unwrap_or(false),
-        add_eos: meta["ggml.add_eos_token"].as_bool().unwrap_or(false),
-    }
+    let strings = |k: &str| -> Vec<String> { meta[k].as_array().map(|a| a.iter().map(|v| v.as_str().expect("a string").to_string()).collect()).unwrap_or_default() };
+    assert_eq!(spec.tokens, strings("ggml.tokens"), "tokens read by f1-core and by gguf-py differ");
+    assert_eq!(spec.merges.clone().unwrap_or_default(), strings("ggml.merges"), "merges differ");
+    assert_eq!(spec.model, meta["ggml.model"].as_str().expect("model"));
+    assert_eq!(spec.eos_id.map(u64::from), meta["ggml.eos_token_id"].as_u64());
+    spec
 }
 
 fn id_lists(v: &Value) -> Vec<Vec<u32>> {

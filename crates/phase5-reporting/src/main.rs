@@ -73,7 +73,7 @@ fn chat(args: ChatArgs) -> anyhow::Result<()> {
     let generation = GenerationConfig { max_new_tokens: args.max_new_tokens, temperature: args.temperature, top_p: args.top_p, repetition_penalty: args.repetition_penalty, seed: args.seed, ..Default::default() };
     let mut session = ChatSession::new(&model, args.system, generation);
     let mut stdout = std::io::stdout();
-    let mut answer = |session: &mut ChatSession, question: &str| -> anyhow::Result<()> {
+    let answer = |session: &mut ChatSession, question: &str| -> anyhow::Result<()> {
         let out = session.reply(question, |t| {
             print!("{t}");
             let _ = std::io::stdout().flush();

@@ -1,0 +1,53 @@
+//! The one error type of `phase1-curation`. Every variant names the file, URL or record at
+//! fault; a bad record in an otherwise good source becomes a reject with this reason instead.
+
+use std::path::PathBuf;
+
+/// Errors from reading, parsing and checking sources.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O failure on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A file (or archive member) that does not parse.
+    #[error("{path}{}: {reason}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Parse {
+        /// The file or `archive.tar.gz!member` path.
+        path: String,
+        /// 1-based line, when known.
+        line: Option<usize>,
+        /// What is wrong, in words, with the fix where known.
+        reason: String,
+    },
+    /// A reference to a record that does not exist (e.g. a result's driverId).
+    #[error("{path}: {reason}")]
+    Reference {
+        /// The file holding the dangling reference.
+        path: String,
+        /// Which id points nowhere.
+        reason: String,
+    },
+    /// A failed fetch.
+    #[error("{url}: {reason}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// What went wrong (timeout, status, size cap, robots.txt).
+        reason: String,
+    },
+}
+
+/// Result alias for `phase1-curation`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wrap an I/O error with the file it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}
