@@ -43,7 +43,7 @@ pub enum Error {
     /// A tokenizer that cannot be built or used.
     #[error("tokenizer from {origin}: {reason}")]
     Tokenizer {
-        /// Where the tokenizer came from (a file path or "GGUF metadata of <path>").
+        /// Where the tokenizer came from (a file path, or "GGUF metadata of" and a path).
         origin: String,
         /// What is wrong, in words.
         reason: String,

@@ -65,7 +65,7 @@ impl GenerationConfig {
         if self.top_k == Some(0) {
             return Err(Error::Invalid("top_k must be at least 1".into()));
         }
-        if !(self.repetition_penalty > 0.0) {
+        if self.repetition_penalty.is_nan() || self.repetition_penalty <= 0.0 {
             return Err(Error::Invalid(format!("repetition_penalty must be > 0, got {}", self.repetition_penalty)));
         }
         Ok(())

@@ -104,7 +104,10 @@ impl Filler {
     /// Copy `src` into the variable `name` (casting to the var's dtype and device).
     fn put(&mut self, name: &str, src: &Tensor) -> Result<()> {
         let Some(var) = self.vars.get_mut(name) else {
-            if !(self.tied && name == "lm_head.weight") && !name.ends_with("rotary_emb.inv_freq") {
+            // A tied head and RoPE buffers are expected in some checkpoints; anything else is
+            // worth a warning (a checkpoint for a different architecture, say).
+            let expected = (self.tied && name == "lm_head.weight") || name.ends_with("rotary_emb.inv_freq");
+            if !expected {
                 tracing::warn!(tensor = name, file = %self.origin.display(), "tensor not used by the model");
             }
             return Ok(());

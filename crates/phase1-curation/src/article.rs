@@ -24,11 +24,14 @@
 //! "; ", and a label under an infobox header row is prefixed with it ("Pole position / Driver",
 //! because "Driver" alone appears under pole, fastest lap and podium). Rows without a label
 //! (title, image, caption, navigation) are left out. Every `table.wikitable` outside the
-//! furniture gives a [`Table`]: its caption, header and data rows, each cell text-normalised
-//! (lines joined with "; "). `colspan` repeats a cell across the columns it covers and `rowspan`
-//! repeats it down the rows it covers (both capped at [`MAX_SPAN`]), so rows line up with the
-//! header. Leading rows made only of `th` cells form the header (several such rows are merged
-//! column by column); later `th`-only rows (group labels, footers) are left out.
+//! furniture (including those inside an infobox) gives a [`Table`]: its caption, the section it
+//! sits in, header and data rows, each cell text-normalised (a data cell's lines joined with
+//! "; ", a header's with a space). `colspan` repeats a cell across the columns it covers and
+//! `rowspan` repeats it down the rows it covers (both capped at [`MAX_SPAN`]), so rows line up
+//! with the header. Leading rows made only of `th` cells form the header, merged column by
+//! column when there are several ("Qualifying times" over "Q1"); a `th`-only row with one text
+//! across the whole table is a group label, and it and later `th`-only rows (footers) are left
+//! out.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -197,7 +200,7 @@ impl Walk {
                 return;
             }
             self.skip_below = None;
-            if SKIPPED_SECTIONS.contains(&heading.to_lowercase().as_str()) {
+            if is_apparatus(&heading) {
                 self.skip_below = Some(level);
             } else {
                 self.sections.push(Section { heading, level, text: String::new() });
@@ -233,6 +236,10 @@ impl Walk {
         if el.value().name() == "table" {
             if el.value().has_class("infobox", CaseSensitivity::CaseSensitive) {
                 self.infobox.extend(infobox(el));
+                // Sub-boxes and small wikitables (a car's race record) sit in label-less rows.
+                for child in el.child_elements() {
+                    self.find_tables(child);
+                }
                 return;
             }
             if el.value().has_class("wikitable", CaseSensitivity::CaseSensitive) {
@@ -245,6 +252,13 @@ impl Walk {
             self.find_tables(child);
         }
     }
+}
+
+/// Whether a heading names an apparatus section: one of [`SKIPPED_SECTIONS`], or a list of
+/// them ("Explanatory notes and references", "Notes, citations and sources").
+fn is_apparatus(heading: &str) -> bool {
+    let lower = heading.to_lowercase();
+    lower.replace(", and ", ",").replace(" and ", ",").split(',').all(|part| SKIPPED_SECTIONS.contains(&part.trim()))
 }
 
 /// The level and text of a heading element, if `el` is one.
@@ -428,7 +442,7 @@ fn table(el: ElementRef<'_>, section: Option<String>) -> Table {
             if cell.value().name() == "td" {
                 header_only = false;
             }
-            let text = one_line(&lines(cell));
+            let text = lines(cell).join("\n");
             let (cols, down) = (span(cell, "colspan"), span(cell, "rowspan"));
             for _ in 0..cols {
                 if down > 1 {
@@ -455,13 +469,18 @@ fn table(el: ElementRef<'_>, section: Option<String>) -> Table {
             grid.push((out, header_only));
         }
     }
+    let width = grid.iter().map(|(r, _)| r.len()).max().unwrap_or(0);
+    // A header-only row with one text across the whole table labels a group of rows (a track
+    // layout in a lap-record table); it is not a column header.
+    let is_label = |row: &Vec<String>| width > 1 && row.len() == width && row.iter().all(|c| *c == row[0]);
     let data_start = grid.iter().position(|(_, header_only)| !header_only).unwrap_or(grid.len());
     let mut headers: Vec<String> = Vec::new();
-    for (row, _) in &grid[..data_start] {
+    for (row, _) in grid[..data_start].iter().filter(|(r, _)| !is_label(r)) {
+        let row: Vec<String> = row.iter().map(|c| c.replace('\n', " ")).collect();
         if headers.len() < row.len() {
             headers.resize(row.len(), String::new());
         }
-        for (h, cell) in headers.iter_mut().zip(row) {
+        for (h, cell) in headers.iter_mut().zip(&row) {
             if !cell.is_empty() && !h.ends_with(cell.as_str()) {
                 if !h.is_empty() {
                     h.push(' ');
@@ -470,7 +489,12 @@ fn table(el: ElementRef<'_>, section: Option<String>) -> Table {
             }
         }
     }
-    let rows = grid.into_iter().skip(data_start).filter(|(_, header_only)| !header_only).map(|(r, _)| r).collect();
+    let rows = grid
+        .into_iter()
+        .skip(data_start)
+        .filter(|(_, header_only)| !header_only)
+        .map(|(r, _)| r.into_iter().map(|c| c.replace('\n', "; ")).collect())
+        .collect();
     Table { caption, section, headers, rows }
 }
 

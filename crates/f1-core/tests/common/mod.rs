@@ -34,7 +34,7 @@ pub fn random_model(cfg: &Config, seed: i64) -> (nn::VarStore, Llama) {
     tch::no_grad(|| {
         for (name, mut t) in vs.variables() {
             if name.ends_with("bias") || name.contains("norm") {
-                let _ = t.copy_(&(Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.1 + if name.contains("norm") { 1.0 } else { 0.0 }));
+                t.copy_(&(Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.1 + if name.contains("norm") { 1.0 } else { 0.0 }));
             }
         }
     });
