@@ -36,19 +36,19 @@ pub struct RopeScaling {
     #[serde(alias = "type", default)]
     pub rope_type: Option<String>,
     /// Scaling factor (linear and llama3).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub factor: Option<f64>,
     /// Llama-3: wavelengths longer than `original_max / low_freq_factor` are scaled fully.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub low_freq_factor: Option<f64>,
     /// Llama-3: wavelengths shorter than `original_max / high_freq_factor` are kept.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub high_freq_factor: Option<f64>,
     /// Llama-3: the context length the model was pre-trained with.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_max_position_embeddings: Option<f64>,
     /// transformers 5 keeps the RoPE base here.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rope_theta: Option<f64>,
 }
 
@@ -70,10 +70,10 @@ pub struct Config {
     /// Query heads.
     pub num_attention_heads: usize,
     /// Key/value heads (grouped-query attention); defaults to the query heads.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_key_value_heads: Option<usize>,
     /// Per-head width; defaults to `hidden_size / num_attention_heads`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_dim: Option<usize>,
     /// Activation of the MLP gate; only "silu" is supported.
     #[serde(default = "default_act")]
@@ -85,37 +85,37 @@ pub struct Config {
     #[serde(default = "default_eps")]
     pub rms_norm_eps: f64,
     /// RoPE base (transformers 4 layout).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rope_theta: Option<f64>,
     /// RoPE scaling (transformers 4 layout).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rope_scaling: Option<RopeScaling>,
     /// RoPE base and scaling (transformers 5 layout).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rope_parameters: Option<RopeScaling>,
     /// Whether the LM head shares the embedding matrix.
     #[serde(default)]
     pub tie_word_embeddings: bool,
     /// Llama: bias on q/k/v/o projections.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_bias: Option<bool>,
     /// Llama: bias on the MLP projections.
     #[serde(default)]
     pub mlp_bias: bool,
     /// Mistral/Qwen2 sliding-window attention width.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sliding_window: Option<usize>,
     /// Qwen2 only applies the window when this is true.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_sliding_window: Option<bool>,
     /// Beginning-of-sequence token.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bos_token_id: Option<u32>,
     /// End-of-sequence token(s).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eos_token_id: Option<TokenIds>,
     /// Padding token.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pad_token_id: Option<u32>,
 }
 
@@ -234,6 +234,15 @@ impl Config {
     /// End-of-sequence ids from the config (the tokenizer may add more).
     pub fn eos_ids(&self) -> Vec<u32> {
         self.eos_token_id.as_ref().map(TokenIds::to_vec).unwrap_or_default()
+    }
+
+    /// The transformers class that loads this architecture (`config.json`'s `architectures`).
+    pub fn architecture(&self) -> &'static str {
+        match self.model_type.as_str() {
+            "mistral" => "MistralForCausalLM",
+            "qwen2" => "Qwen2ForCausalLM",
+            _ => "LlamaForCausalLM",
+        }
     }
 
     /// Total parameter count implied by the config.

@@ -24,6 +24,9 @@ pub mod gguf;
 pub mod hub;
 pub mod llama;
 pub mod load;
+pub mod lora;
+pub mod nf4;
+pub mod optim;
 pub mod tokenizer;
 
 pub use chat::{ChatMessage, ChatTemplate};

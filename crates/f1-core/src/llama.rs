@@ -10,6 +10,8 @@ use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::Config;
+use crate::lora::LoraLayer;
+use crate::nf4::Nf4Tensor;
 
 /// How a freshly built model's weights are filled before (optionally) loading a checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,13 +36,19 @@ impl WeightInit {
 
 /// A linear projection `y = x W^T + b` with the weight named `weight`, as `torch.nn.Linear`.
 ///
-/// LoRA (phase 3) attaches its factors to this slot, so the base `weight` keeps its name.
+/// The slot can also hold a LoRA adapter (phase 3) and can keep its base weight in NF4 instead
+/// of full precision (QLoRA); the base `weight` keeps its name either way, so checkpoints load
+/// the same.
 #[derive(Debug)]
 pub struct Linear {
-    /// (out_features, in_features)
+    /// (out_features, in_features); empty once the base is quantized to NF4.
     pub weight: Tensor,
     /// (out_features,)
     pub bias: Option<Tensor>,
+    /// The base weight in NF4, when quantized (QLoRA).
+    pub quantized: Option<Nf4Tensor>,
+    /// A low-rank adapter added to the base output.
+    pub lora: Option<LoraLayer>,
 }
 
 impl Linear {
@@ -48,12 +56,27 @@ impl Linear {
     pub fn new(vs: nn::Path, in_dim: usize, out_dim: usize, bias: bool, init: WeightInit) -> Self {
         let weight = vs.var("weight", &[out_dim as i64, in_dim as i64], init.matrix());
         let bias = bias.then(|| vs.var("bias", &[out_dim as i64], Init::Const(0.0)));
-        Linear { weight, bias }
+        Linear { weight, bias, quantized: None, lora: None }
+    }
+
+    /// The base weight in `kind`, dequantized when it is stored in NF4.
+    pub fn base_weight(&self, kind: Kind) -> Tensor {
+        match &self.quantized {
+            Some(q) => q.dequantize(kind),
+            None => self.weight.to_kind(kind),
+        }
     }
 
     /// Apply the projection to (..., in) giving (..., out).
     pub fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.linear(&self.weight, self.bias.as_ref())
+        let base = match &self.quantized {
+            Some(q) => xs.linear(&q.dequantize(xs.kind()), self.bias.as_ref()),
+            None => xs.linear(&self.weight, self.bias.as_ref()),
+        };
+        match &self.lora {
+            Some(lora) if !lora.merged => base + lora.forward(xs),
+            _ => base,
+        }
     }
 }
 
@@ -357,6 +380,29 @@ impl Llama {
             (&root / "lm_head").var("weight", &[cfg.vocab_size as i64, cfg.hidden_size as i64], init.matrix())
         };
         Llama { embed_tokens, layers, norm, lm_head, rotary: Rotary::new(cfg, vs.device()), cfg: cfg.clone(), dtype: vs.kind(), device: vs.device() }
+    }
+
+    /// Every projection of the decoder blocks with its Hugging Face module name
+    /// (`model.layers.0.self_attn.q_proj`), in a fixed order. The LM head is not included.
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        let mut out = Vec::with_capacity(self.layers.len() * 7);
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let a = &mut layer.self_attn;
+            let m = &mut layer.mlp;
+            for (name, lin) in [("self_attn.q_proj", &mut a.q_proj), ("self_attn.k_proj", &mut a.k_proj), ("self_attn.v_proj", &mut a.v_proj), ("self_attn.o_proj", &mut a.o_proj), ("mlp.gate_proj", &mut m.gate_proj), ("mlp.up_proj", &mut m.up_proj), ("mlp.down_proj", &mut m.down_proj)] {
+                out.push((format!("model.layers.{i}.{name}"), lin));
+            }
+        }
+        out
+    }
+
+    /// Switch training behaviour (LoRA dropout) on or off.
+    pub fn set_training(&mut self, training: bool) {
+        for (_, lin) in self.linears_mut() {
+            if let Some(lora) = lin.lora.as_mut() {
+                lora.training = training;
+            }
+        }
     }
 
     /// The architecture.

@@ -31,8 +31,11 @@ pub fn random_model(cfg: &Config, seed: i64) -> (nn::VarStore, Llama) {
     tch::manual_seed(seed);
     let vs = nn::VarStore::new(Device::Cpu);
     let model = Llama::new(&vs, cfg, WeightInit::Random { std: 0.2 });
+    // Sorted, so the same seed gives the same model (variables() is a hash map).
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
     tch::no_grad(|| {
-        for (name, mut t) in vs.variables() {
+        for (name, mut t) in vars {
             if name.ends_with("bias") || name.contains("norm") {
                 t.copy_(&(Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.1 + if name.contains("norm") { 1.0 } else { 0.0 }));
             }
