@@ -281,13 +281,11 @@ fn heading(el: ElementRef<'_>) -> Option<(u8, String)> {
 }
 
 /// Elements that end a line of text.
-fn is_block(name: &str) -> bool {
-    matches!(
-        name,
-        "p" | "div" | "li" | "ul" | "ol" | "dl" | "dt" | "dd" | "blockquote" | "pre" | "tr" | "caption" | "h1" | "h2" | "h3"
-            | "h4" | "h5" | "h6" | "center" | "section"
-    )
-}
+#[rustfmt::skip]
+const BLOCKS: &[&str] = &[
+    "p", "div", "li", "ul", "ol", "dl", "dt", "dd", "blockquote", "pre", "tr", "caption", "h1", "h2", "h3", "h4", "h5", "h6",
+    "center", "section",
+];
 
 /// The text of an element as clean lines: furniture and tables left out, whitespace collapsed,
 /// citation markers removed, empty lines dropped.
@@ -310,7 +308,7 @@ fn collect(el: ElementRef<'_>, out: &mut String) {
                     out.push('\n');
                     continue;
                 }
-                let block = is_block(e.name());
+                let block = BLOCKS.contains(&e.name());
                 if block {
                     out.push('\n');
                 }
@@ -503,9 +501,7 @@ pub fn revision_url(title: &str, revision: u64) -> String {
     let mut encoded = String::new();
     for b in title.replace(' ', "_").bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'(' | b')' | b',' | b':' => {
-                encoded.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'(' | b')' | b',' | b':' => encoded.push(b as char),
             _ => encoded.push_str(&format!("%{b:02X}")),
         }
     }
@@ -535,7 +531,11 @@ fn read_pages(path: &Path, rejects: &mut Vec<Reject>) -> BTreeMap<String, u64> {
             (Some(file), Some(rev)) => {
                 out.insert(file.to_string(), rev);
             }
-            _ => rejects.push(Reject { file: path.to_path_buf(), line: Some(i + 1), reason: "expected a file name and a numeric revision".into() }),
+            _ => rejects.push(Reject {
+                file: path.to_path_buf(),
+                line: Some(i + 1),
+                reason: "expected a file name and a numeric revision".into(),
+            }),
         }
     }
     out
@@ -650,6 +650,20 @@ mod tests {
         assert!(extract(r#"{"a":1}"#, None).is_err());
         assert!(extract("Just some plain text.", None).is_err());
         assert!(extract("<html><body><p>No article here.</p></body></html>", None).is_err());
+    }
+
+    #[test]
+    fn apparatus_headings_and_group_label_rows() {
+        assert!(is_apparatus("Explanatory notes and references"));
+        assert!(is_apparatus("Notes, citations, and sources"));
+        assert!(!is_apparatus("Notes on the 1994 season"));
+        let html = r#"<html><body><h1 id="firstHeading">T</h1><div id="mw-content-text"><div class="mw-parser-output">
+<p>Lead.</p><table class="wikitable"><tr><th>Category</th><th>Time</th></tr>
+<tr><th colspan="2">Grand Prix Circuit</th></tr><tr><td>F1</td><td>1:43.009<br>(2019)</td></tr>
+<tr><th colspan="2">National Circuit</th></tr><tr><td>F2</td><td>1:55.000</td></tr></table></div></div></body></html>"#;
+        let t = &extract(html, None).expect("extracts").tables[0];
+        assert_eq!(t.headers, ["Category", "Time"]);
+        assert_eq!(t.rows, [vec!["F1", "1:43.009; (2019)"], vec!["F2", "1:55.000"]]);
     }
 
     #[test]

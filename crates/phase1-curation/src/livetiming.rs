@@ -39,11 +39,11 @@
 //! - the pending lap is emitted when the next lap's first sector arrives, when the window
 //!   closes, or at the end of the stream.
 //!
-//! Laps the counter skips (never seen in these files) are emitted without times. A lap with no
-//! `LastLapTime` (lap 1 of a race before about 2019) has `lap_time_ms: None`. `pit_in` and
-//! `pit_out` mark the lap in progress when `InPit` turned true or `PitOut` turned true, counted
-//! from the first `SessionStatus` "Started" (before it, cars drive to the grid or wait in the
-//! pit lane).
+//! Laps the counter skips (never seen in these files) are emitted without times; a counter that
+//! goes back is ignored. A lap with no `LastLapTime` (lap 1 of a race in 2018; out- and in-laps
+//! in qualifying) has `lap_time_ms: None`. `pit_in` and `pit_out` mark the lap in progress when
+//! `InPit` turned true or `PitOut` turned true, counted from the first `SessionStatus` "Started"
+//! (before it, cars drive to the grid or wait in the pit lane).
 //!
 //! # Pit stops
 //!
@@ -52,14 +52,18 @@
 //! `NumberOfPitStops` rose during it (which excludes the pre-race pit lane and the garage at the
 //! start of a session). `duration_ms` is therefore the pit-lane time, not the stationary time:
 //! Hamilton's first stop at Baku 2018 gives 20.35 s where Ergast's `pit_stops.csv` has 20.377 s.
-//! `lap` is the in-lap (laps completed at entry, plus one), as Ergast counts it.
+//! `lap` is the in-lap (laps completed at entry, plus one), as Ergast counts it. In qualifying
+//! the counter also rises on returns to the garage, so there a "stop" is a garage visit, minutes
+//! long, and the last of the session has no exit (`duration_ms: None`).
 //!
 //! # Stints
 //!
 //! From the final `TimingAppData` state: each entry of a driver's `Stints` list is a set of
 //! tyres, with `StartLaps` (the tyres' age when fitted) and `TotalLaps` (their age now). The
 //! stint covers `TotalLaps - StartLaps` laps; stints follow each other, so the first starts on
-//! lap 1 and each next one on the lap after the previous one ends.
+//! lap 1 and each next one on the lap after the previous one ends. The feed sometimes stops
+//! updating `TotalLaps` before the flag (most drivers of the 2025 Miami sprint, two in Baku
+//! 2018), so a last stint can end a lap short of the driver's laps; it is left as sent.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -540,11 +544,7 @@ pub fn load_session(dir: &Path) -> Result<Session> {
 
     session.info = session_info(&info.final_state(), &lap_count.final_state(), streams);
     session.drivers = drivers(&driver_list.final_state());
-    let started = status
-        .deltas
-        .iter()
-        .find(|d| d.value.get("Status").and_then(Value::as_str) == Some("Started"))
-        .map_or(0, |d| d.time_ms);
+    let started = status.deltas.iter().find(|d| d.value.get("Status").and_then(Value::as_str) == Some("Started")).map_or(0, |d| d.time_ms);
     let (laps, pit_stops, rejects) = laps_and_stops(&timing, started);
     session.laps = laps;
     session.pit_stops = pit_stops;
@@ -888,7 +888,9 @@ fn laps_and_stops(timing: &Stream, started: u64) -> (Vec<Lap>, Vec<PitStop>, Vec
         }
     }
     let LapBuilder { mut laps, mut stops, rejects, .. } = b;
-    laps.sort_by(|x, y| (x.session_time_ms, driver_order(&x.driver), x.lap_number).cmp(&(y.session_time_ms, driver_order(&y.driver), y.lap_number)));
+    laps.sort_by(|x, y| {
+        (x.session_time_ms, driver_order(&x.driver), x.lap_number).cmp(&(y.session_time_ms, driver_order(&y.driver), y.lap_number))
+    });
     stops.sort_by(|x, y| (x.session_time_ms, driver_order(&x.driver)).cmp(&(y.session_time_ms, driver_order(&y.driver))));
     (laps, stops, rejects)
 }

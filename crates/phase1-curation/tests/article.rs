@@ -35,7 +35,9 @@ fn texts(a: &Article) -> Vec<(String, String)> {
 
 /// A reference marker like "[12]" left in the text.
 fn has_numeric_marker(text: &str) -> bool {
-    text.split('[').skip(1).any(|rest| rest.split_once(']').is_some_and(|(inner, _)| !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit())))
+    text.split('[')
+        .skip(1)
+        .any(|rest| rest.split_once(']').is_some_and(|(inner, _)| !inner.is_empty() && inner.bytes().all(|b| b.is_ascii_digit())))
 }
 
 #[test]

@@ -50,7 +50,10 @@ fn f1db_real_counts_match_the_mirror_readme() {
     assert_eq!((last.year, last.round), (2026, 11));
     // The 12 races without results are the rest of the 2026 calendar.
     assert!(db.races.iter().filter(|r| r.results.is_empty()).all(|r| r.year == 2026 && r.round >= 12));
-    assert!(db.races.windows(2).all(|w| (w[0].year, w[0].round) < (w[1].year, w[1].round)), "races sorted by (year, round)");
+    assert!(
+        db.races.windows(2).all(|w| (w[0].year, w[0].round) < (w[1].year, w[1].round)),
+        "races sorted by (year, round)"
+    );
 
     assert_eq!(db.drivers.len(), 917);
     assert_eq!(db.constructors.len(), 187);
@@ -65,11 +68,8 @@ fn f1db_real_counts_match_the_mirror_readme() {
 fn f1db_real_known_facts() {
     let db = real();
     let winner = |year: u16, gp: &str| {
-        let race = db
-            .races_in(year)
-            .iter()
-            .find(|r| r.grand_prix_id == gp)
-            .unwrap_or_else(|| panic!("no {year} {gp} race"));
+        let race =
+            db.races_in(year).iter().find(|r| r.grand_prix_id == gp).unwrap_or_else(|| panic!("no {year} {gp} race"));
         db.race_winner(race).map(|r| r.driver_id.as_str())
     };
     assert_eq!(winner(2021, "abu-dhabi"), Some("max-verstappen"));
@@ -77,6 +77,11 @@ fn f1db_real_known_facts() {
     assert_eq!(winner(1950, "great-britain"), Some("nino-farina"));
     assert_eq!(db.drivers["nino-farina"].first_name, "Nino");
     assert!(db.drivers["nino-farina"].full_name.contains("Giuseppe"));
+
+    // A shared winning car: Fagioli started car #8, Fangio took it over and won.
+    let france_1951 = db.races_in(1951).iter().find(|r| r.grand_prix_id == "france").expect("1951 France");
+    let shared: Vec<_> = db.race_winners(france_1951).iter().map(|r| (r.driver_id.as_str(), r.shared_car)).collect();
+    assert_eq!(shared, [("luigi-fagioli", false), ("juan-manuel-fangio", true)]);
 
     assert_eq!(db.driver_champion(2008), Some("lewis-hamilton"));
     assert_eq!(db.driver_champion(1976), Some("james-hunt"));
@@ -105,9 +110,62 @@ fn f1db_real_known_facts() {
 }
 
 #[test]
+fn f1db_real_derived_fields_cover_every_written_value() {
+    let db = real();
+    let mut unparsed = Vec::new();
+    let mut note = |race: &phase1_curation::f1db::Race, what: &str, text: &Option<String>, ok: bool| {
+        if text.is_some() && !ok {
+            unparsed.push(format!("{} {}: {what} {text:?}", race.year, race.grand_prix_id));
+        }
+    };
+    for race in &db.races {
+        for r in race.results.iter().chain(&race.sprint_results) {
+            note(race, "time", &r.time, r.time_millis.is_some());
+            note(race, "gap", &r.gap, r.gap_millis.is_some() || r.gap_laps.is_some());
+            note(race, "interval", &r.interval, r.interval_millis.is_some());
+            note(race, "timePenalty", &r.time_penalty, r.time_penalty_millis.is_some());
+        }
+        for q in &race.qualifying {
+            note(race, "q1", &q.q1, q.q1_millis.is_some());
+            note(race, "q2", &q.q2, q.q2_millis.is_some());
+            note(race, "q3", &q.q3, q.q3_millis.is_some());
+            note(race, "time", &q.time, q.time_millis.is_some());
+        }
+        for p in &race.pit_stops {
+            note(race, "pit time", &p.time, p.time_millis.is_some());
+        }
+        for f in &race.fastest_laps {
+            note(race, "lap time", &f.time, f.time_millis.is_some());
+        }
+        // Every race that was run has a winner, one pole line and (with lap data) one fastest-lap line.
+        if !race.results.is_empty() {
+            let name = format!("{} {}", race.year, race.grand_prix_id);
+            assert!(db.race_winner(race).is_some(), "{name} has no winner");
+            assert_eq!(race.results.iter().filter(|r| r.pole_position == Some(true)).count(), 1, "{name} poles");
+            let fastest = race.results.iter().filter(|r| r.fastest_lap == Some(true)).count();
+            assert_eq!(fastest, usize::from(!race.fastest_laps.is_empty()), "{name} fastest laps");
+        }
+    }
+    assert!(
+        unparsed.is_empty(),
+        "{} unparsed durations, first: {:#?}",
+        unparsed.len(),
+        &unparsed[..unparsed.len().min(10)]
+    );
+    // 1,159 of the 1,160 races run have fastest-lap data: 2021 Belgium ran no racing laps.
+    let fastest = db.races.iter().flat_map(|r| &r.results).filter(|r| r.fastest_lap == Some(true)).count();
+    assert_eq!(fastest, 1159);
+}
+
+#[test]
 fn f1db_real_references_are_all_known() {
     let rejects = real().check_references();
-    assert!(rejects.is_empty(), "{} dangling references, first: {:#?}", rejects.len(), &rejects[..rejects.len().min(10)]);
+    assert!(
+        rejects.is_empty(),
+        "{} dangling references, first: {:#?}",
+        rejects.len(),
+        &rejects[..rejects.len().min(10)]
+    );
 }
 
 /// A gzip'd tar with `f1db-main/src/data/<rel>` members, like GitHub's source archive.
@@ -126,13 +184,16 @@ fn synthetic_archive(dir: &Path, members: &[(&str, &str)]) -> PathBuf {
     path
 }
 
-const COUNTRY: &str = "id: testland\nalpha2Code: TL\nalpha3Code: TLD\niocCode:\nname: Testland\ndemonym: Testish\ncontinentId: europe\n";
-const GOOD_DRIVER: &str = "id: good-driver\nname: Good Driver\nfirstName: Good\nlastName: Driver\nfullName: Good Driver\n\
+const COUNTRY: &str =
+    "id: testland\nalpha2Code: TL\nalpha3Code: TLD\niocCode:\nname: Testland\ndemonym: Testish\ncontinentId: europe\n";
+const GOOD_DRIVER: &str =
+    "id: good-driver\nname: Good Driver\nfirstName: Good\nlastName: Driver\nfullName: Good Driver\n\
 abbreviation: GOO\npermanentNumber:\ngender: MALE\ndateOfBirth: 1980-02-29\ndateOfDeath:\nplaceOfBirth: Town\n\
 countryOfBirthCountryId: testland\nnationalityCountryId: testland\nsecondNationalityCountryId:\n";
 
 fn synthetic_tree() -> Vec<(&'static str, String)> {
-    let bad_driver = GOOD_DRIVER.replace("good-driver", "bad-driver").replace("dateOfBirth: 1980-02-29", "dateOfBirth: [1980]");
+    let bad_driver =
+        GOOD_DRIVER.replace("good-driver", "bad-driver").replace("dateOfBirth: 1980-02-29", "dateOfBirth: [1980]");
     let result = |pos: &str, driver: &str| {
         format!(
             "- position: {pos}\n  driverNumber: 7\n  driverId: {driver}\n  constructorId: team\n  engineManufacturerId: motor\n  \

@@ -17,8 +17,7 @@ fn baku_2018() -> Session {
 #[test]
 fn every_session_parses_without_rejects() {
     let sessions = discover_sessions(&root()).expect("mirror is readable");
-    let names: Vec<String> =
-        sessions.iter().map(|p| p.strip_prefix(root()).expect("under root").display().to_string()).collect();
+    let names: Vec<String> = sessions.iter().map(|p| p.strip_prefix(root()).expect("under root").display().to_string()).collect();
     assert_eq!(
         names,
         [
@@ -124,11 +123,8 @@ fn corrupt_lines_become_rejects_with_file_and_line() {
     );
     let s = load_session(dir.path()).expect("a session with bad lines still loads");
     assert_eq!(s.info.meeting_name, "Test");
-    let rejects: Vec<(String, Option<usize>)> = s
-        .rejects
-        .iter()
-        .map(|r| (r.file.file_name().and_then(|f| f.to_str()).unwrap_or("").to_string(), r.line))
-        .collect();
+    let rejects: Vec<(String, Option<usize>)> =
+        s.rejects.iter().map(|r| (r.file.file_name().and_then(|f| f.to_str()).unwrap_or("").to_string(), r.line)).collect();
     let file = "TimingData.jsonStream".to_string();
     assert_eq!(rejects, [(file.clone(), Some(3)), (file.clone(), Some(4)), (file, Some(5))]);
     assert!(s.rejects[0].reason.contains("JSON"), "{}", s.rejects[0]);

@@ -8,10 +8,10 @@ use std::path::Path;
 use flate2::read::GzDecoder;
 use serde::de::DeserializeOwned;
 
-use super::records::{
-    Circuit, Constructor, ConstructorStanding, Country, Driver, FastestLap, GrandPrix, GridPosition, Manufacturer, PitStop,
-    QualifyingResult, Race, RaceResult, Record, Standing,
+use super::race::{
+    ConstructorStanding, FastestLap, GridPosition, PitStop, QualifyingResult, Race, RaceResult, Standing,
 };
+use super::records::{Circuit, Constructor, Country, Driver, GrandPrix, Manufacturer, Record};
 use super::Reject;
 use crate::{Error, Result};
 
@@ -247,7 +247,11 @@ impl Member {
                 Some(record)
             }
             Err(e) => {
-                rejects.push(Reject { path: self.path.clone(), record: Some(self.stem().to_owned()), reason: describe(&e, true) });
+                rejects.push(Reject {
+                    path: self.path.clone(),
+                    record: Some(self.stem().to_owned()),
+                    reason: describe(&e, true),
+                });
                 None
             }
         }
@@ -320,7 +324,9 @@ fn describe(err: &serde_yaml::Error, keep_location: bool) -> String {
     // serde's own messages ("invalid type: ...", "missing field `x`") have spaces before the
     // first colon; serde_yaml's path prefix ("dateOfBirth", "[3].laps") never does.
     match msg.split_once(": ") {
-        Some((path, rest)) if !path.is_empty() && !path.contains(char::is_whitespace) => format!("field {path}: {rest}"),
+        Some((path, rest)) if !path.is_empty() && !path.contains(char::is_whitespace) => {
+            format!("field {path}: {rest}")
+        }
         _ => msg,
     }
 }

@@ -106,7 +106,9 @@ pub(super) fn check_references(db: &F1Db) -> Vec<Reject> {
             c.expect(&path, &|| g.id.clone(), "countryId", country, Table::Countries);
         }
     }
-    for (folder, table) in [("engine-manufacturers", &db.engine_manufacturers), ("tyre-manufacturers", &db.tyre_manufacturers)] {
+    for (folder, table) in
+        [("engine-manufacturers", &db.engine_manufacturers), ("tyre-manufacturers", &db.tyre_manufacturers)]
+    {
         for m in table.values() {
             let path = format!("{root}{folder}/{}.yml", m.id);
             c.expect(&path, &|| m.id.clone(), "countryId", &m.country_id, Table::Countries);
@@ -138,7 +140,10 @@ pub(super) fn check_references(db: &F1Db) -> Vec<Reject> {
                 c.rejects.push(Reject {
                     path: path.clone(),
                     record: Some(name.clone()),
-                    reason: format!("circuitLayoutId `{}` is not a layout of circuit `{}`", race.circuit_layout_id, circuit.id),
+                    reason: format!(
+                        "circuitLayoutId `{}` is not a layout of circuit `{}`",
+                        race.circuit_layout_id, circuit.id
+                    ),
                 });
             }
         }

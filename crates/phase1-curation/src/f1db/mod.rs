@@ -3,10 +3,10 @@
 //!
 //! [`F1Db::load`] reads GitHub's source archive of the repository (`f1db-main.tar.gz`) in
 //! place: the gzip stream is walked once, the YAML members under `src/data/` are kept in
-//! memory and parsed in parallel into the typed records of [`records`], whose fields follow
-//! F1DB's YAML and its JSON schema (`src/schema/current/splitted/`). A record that does not
-//! fit its type becomes a [`Reject`] naming the archive member and the field; the rest of
-//! the archive still loads. [`F1Db::check_references`] then checks that every id a race,
+//! memory and parsed in parallel into typed records ([`Driver`], [`Race`], [`RaceResult`],
+//! ...) whose fields follow F1DB's YAML and its JSON schema (`src/schema/current/splitted/`).
+//! A record that does not fit its type becomes a [`Reject`] naming the archive member and
+//! the field; the rest of the archive still loads. [`F1Db::check_references`] then checks that every id a race,
 //! result or standing names exists.
 //!
 //! What is typed: drivers, constructors, circuits, grands prix, countries, engine and tyre
@@ -16,8 +16,9 @@
 
 mod archive;
 mod check;
-pub mod de;
-pub mod records;
+mod de;
+mod race;
+mod records;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -27,11 +28,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use self::archive::{Parsed, PartData};
-pub use self::de::Date;
+pub use self::de::{duration_millis, gap_laps, signed_millis, Date};
+pub use self::race::{
+    ConstructorStanding, FastestLap, GridPosition, PitStop, QualifyingFormat, QualifyingResult, Race, RaceResult,
+    Season, SprintQualifyingFormat, Standing,
+};
 pub use self::records::{
-    ChronologyEntry, Circuit, CircuitLayout, CircuitType, Constructor, ConstructorStanding, Country, Direction, Driver,
-    FamilyRelationship, FastestLap, Gender, GrandPrix, GridPosition, Manufacturer, PitStop, QualifyingFormat,
-    QualifyingResult, Race, RaceResult, Season, SprintQualifyingFormat, Standing,
+    ChronologyEntry, Circuit, CircuitLayout, CircuitType, Constructor, Country, Direction, Driver, FamilyRelationship,
+    Gender, GrandPrix, Manufacturer,
 };
 use crate::{Error, Result};
 
@@ -126,7 +130,9 @@ impl F1Db {
                 Parsed::EngineManufacturer(r) => {
                     insert_entity(&mut db.engine_manufacturers, path, r.id.clone(), r, &mut rejects)
                 }
-                Parsed::TyreManufacturer(r) => insert_entity(&mut db.tyre_manufacturers, path, r.id.clone(), r, &mut rejects),
+                Parsed::TyreManufacturer(r) => {
+                    insert_entity(&mut db.tyre_manufacturers, path, r.id.clone(), r, &mut rejects)
+                }
                 Parsed::SeasonDriverStandings(year, rows) => db.season_mut(year).driver_standings = rows,
                 Parsed::SeasonConstructorStandings(year, rows) => db.season_mut(year).constructor_standings = rows,
                 Parsed::Race { year, slug, race } => {
@@ -159,6 +165,15 @@ impl F1Db {
         db.races = races.into_values().collect();
         db.races.sort_by(|a, b| (a.year, a.round, &a.source).cmp(&(b.year, b.round, &b.source)));
         db.races.iter_mut().for_each(mark_pole_and_fastest_lap);
+        for pair in db.races.windows(2) {
+            if (pair[0].year, pair[0].round) == (pair[1].year, pair[1].round) {
+                rejects.push(Reject {
+                    path: format!("{}/race.yml", pair[1].source),
+                    record: Some(format!("{} round {}", pair[1].year, pair[1].round)),
+                    reason: format!("round {} of {} is also {}", pair[1].round, pair[1].year, pair[0].source),
+                });
+            }
+        }
         rejects.sort_by(|a, b| (&a.path, &a.record).cmp(&(&b.path, &b.record)));
         db.rejects = rejects;
         tracing::info!(
@@ -190,11 +205,17 @@ impl F1Db {
         &self.races[start..end]
     }
 
-    /// The winner's classification line: the first line with position 1. In the 1950s a
-    /// shared winning car lists both drivers as position 1; the first is the one F1DB lists
-    /// first (the driver who started the car). `None` for races not yet run.
+    /// The winner's classification line: the first line with position 1. `None` for races
+    /// not yet run. Three 1950s races were won by a shared car (1951 France, 1956 Argentina,
+    /// 1957 Britain); F1DB lists the driver who started it first and the one who took it over
+    /// second, marked `shared_car`. This returns the first; [`F1Db::race_winners`] returns both.
     pub fn race_winner<'a>(&self, race: &'a Race) -> Option<&'a RaceResult> {
         race.results.iter().find(|r| r.position == Some(1))
+    }
+
+    /// Every classification line with position 1: one driver, or two for a shared winning car.
+    pub fn race_winners<'a>(&self, race: &'a Race) -> Vec<&'a RaceResult> {
+        race.results.iter().filter(|r| r.position == Some(1)).collect()
     }
 
     /// The drivers' champion of `year`, once the title is decided (a race of the year is
@@ -236,14 +257,24 @@ fn insert_entity<T>(map: &mut BTreeMap<String, T>, path: &str, id: String, recor
 }
 
 /// Fill each result's `pole_position` (qualifying position 1) and `fastest_lap` (fastest-laps
-/// position 1), when the race has those files.
+/// position 1), when the race has those files. Lines are matched on driver and car number: in
+/// the 1950s a driver could appear twice in one classification, in his own car and in one he
+/// took over.
 fn mark_pole_and_fastest_lap(race: &mut Race) {
-    let pole = race.qualifying.iter().find(|q| q.position == Some(1)).map(|q| q.driver_id.clone());
-    let fastest = race.fastest_laps.iter().find(|f| f.position == Some(1)).map(|f| f.driver_id.clone());
+    let pole =
+        race.qualifying.iter().find(|q| q.position == Some(1)).map(|q| (q.driver_id.clone(), q.driver_number.clone()));
+    let fastest = race
+        .fastest_laps
+        .iter()
+        .find(|f| f.position == Some(1))
+        .map(|f| (f.driver_id.clone(), f.driver_number.clone()));
     let has_qualifying = !race.qualifying.is_empty();
     let has_fastest = !race.fastest_laps.is_empty();
+    let is = |who: &Option<(String, String)>, r: &RaceResult| {
+        who.as_ref().is_some_and(|(driver, number)| *driver == r.driver_id && *number == r.driver_number)
+    };
     for result in &mut race.results {
-        result.pole_position = has_qualifying.then(|| pole.as_deref() == Some(result.driver_id.as_str()));
-        result.fastest_lap = has_fastest.then(|| fastest.as_deref() == Some(result.driver_id.as_str()));
+        result.pole_position = has_qualifying.then(|| is(&pole, result));
+        result.fastest_lap = has_fastest.then(|| is(&fastest, result));
     }
 }
