@@ -25,8 +25,10 @@ pub mod hub;
 pub mod llama;
 pub mod load;
 pub mod lora;
+pub mod loss;
 pub mod nf4;
 pub mod optim;
+pub mod testing;
 pub mod tokenizer;
 
 pub use chat::{ChatMessage, ChatTemplate};

@@ -41,7 +41,7 @@ use rayon::prelude::*;
 use scraper::{CaseSensitivity, ElementRef, Html, Node, Selector};
 use serde::Serialize;
 
-pub use crate::livetiming::Reject;
+pub use crate::Reject;
 
 /// The largest `colspan` or `rowspan` honoured; larger ones are clamped.
 pub const MAX_SPAN: usize = 100;
@@ -515,14 +515,14 @@ fn read_pages(path: &Path, rejects: &mut Vec<Reject>) -> BTreeMap<String, u64> {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return out,
         Err(e) => {
-            rejects.push(Reject { file: path.to_path_buf(), line: None, reason: e.to_string() });
+            rejects.push(Reject::file(path, e.to_string()));
             return out;
         }
     };
     let mut lines = text.lines().enumerate();
     let header: Vec<&str> = lines.next().map(|(_, h)| h.split('\t').collect()).unwrap_or_default();
     let (Some(file_col), Some(rev_col)) = (header.iter().position(|h| *h == "file"), header.iter().position(|h| *h == "revision")) else {
-        rejects.push(Reject { file: path.to_path_buf(), line: Some(1), reason: "header lacks `file` and `revision` columns".into() });
+        rejects.push(Reject::line(path, 1, "header lacks `file` and `revision` columns"));
         return out;
     };
     for (i, line) in lines.filter(|(_, l)| !l.trim().is_empty()) {
@@ -531,11 +531,7 @@ fn read_pages(path: &Path, rejects: &mut Vec<Reject>) -> BTreeMap<String, u64> {
             (Some(file), Some(rev)) => {
                 out.insert(file.to_string(), rev);
             }
-            _ => rejects.push(Reject {
-                file: path.to_path_buf(),
-                line: Some(i + 1),
-                reason: "expected a file name and a numeric revision".into(),
-            }),
+            _ => rejects.push(Reject::line(path, i + 1, "expected a file name and a numeric revision")),
         }
     }
     out
@@ -551,14 +547,14 @@ pub fn load_folder(dir: &Path) -> (Vec<Article>, Vec<Reject>) {
             .filter_map(|e| match e {
                 Ok(e) => Some(e.path()),
                 Err(err) => {
-                    rejects.push(Reject { file: dir.to_path_buf(), line: None, reason: err.to_string() });
+                    rejects.push(Reject::file(dir, err.to_string()));
                     None
                 }
             })
             .filter(|p| p.extension().is_some_and(|e| e == "html"))
             .collect(),
         Err(e) => {
-            rejects.push(Reject { file: dir.to_path_buf(), line: None, reason: e.to_string() });
+            rejects.push(Reject::file(dir, e.to_string()));
             return (Vec::new(), rejects);
         }
     };
@@ -567,7 +563,7 @@ pub fn load_folder(dir: &Path) -> (Vec<Article>, Vec<Reject>) {
     let results: Vec<Result<Article, Reject>> = files
         .par_iter()
         .map(|path| {
-            let reject = |reason: String| Reject { file: path.clone(), line: None, reason };
+            let reject = |reason: String| Reject::file(path, reason);
             let html = std::fs::read_to_string(path).map_err(|e| reject(e.to_string()))?;
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let title = path.file_stem().and_then(|n| n.to_str()).unwrap_or_default();

@@ -40,6 +40,14 @@ pub enum Error {
         /// What went wrong (timeout, status, size cap, robots.txt).
         reason: String,
     },
+    /// A curation stage that cannot go on (leakage found, too few facts, a bad config value).
+    #[error("{stage}: {reason}")]
+    Curation {
+        /// The stage (`leakage`, `config`, `import`, ...).
+        stage: String,
+        /// What is wrong, with the fix where known.
+        reason: String,
+    },
 }
 
 /// Result alias for `phase1-curation`.

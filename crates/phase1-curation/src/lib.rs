@@ -8,11 +8,15 @@
 use std::path::PathBuf;
 
 pub mod article;
+pub mod ergast;
 pub mod error;
 pub mod f1db;
+pub mod fetch;
 pub mod livetiming;
+pub mod reject;
 
 pub use error::{Error, Result};
+pub use reject::Reject;
 
 /// The phase's name as the study's run manifest and logs spell it.
 pub const PHASE: &str = "phase1-curation";

@@ -66,7 +66,6 @@
 //! 2018), so a last stint can end a lap short of the driver's laps; it is left as sent.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -74,26 +73,7 @@ use serde_json::{Map, Value};
 
 use crate::{Error, Result};
 
-/// A record that could not be read, kept instead of being skipped silently.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Reject {
-    /// The file it came from.
-    pub file: PathBuf,
-    /// 1-based line, when the record is a line.
-    pub line: Option<usize>,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-impl fmt::Display for Reject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, " line {line}")?;
-        }
-        write!(f, ": {}", self.reason)
-    }
-}
+pub use crate::Reject;
 
 /// How long after a lap's counter increment its late lap time or sector 3 is still accepted
 /// (and how long before it an early one is kept). Observed gaps are under 2 s; the next lap's
@@ -343,7 +323,7 @@ fn digits(s: &str) -> Option<u64> {
 pub fn parse_stream(bytes: &[u8], file: &Path) -> Stream {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut stream = Stream { path: file.to_path_buf(), ..Stream::default() };
-    let reject = |line: usize, reason: String| Reject { file: file.to_path_buf(), line: Some(line), reason };
+    let reject = |line: usize, reason: String| Reject::line(file, line, reason);
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line_no = i + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -726,7 +706,7 @@ struct LapBuilder<'a> {
 
 impl LapBuilder<'_> {
     fn reject(&mut self, line: usize, reason: String) {
-        self.rejects.push(Reject { file: self.file.to_path_buf(), line: Some(line), reason });
+        self.rejects.push(Reject::line(self.file, line, reason));
     }
 
     /// Read the fields of one driver's delta, rejecting values that should parse and do not.
@@ -945,7 +925,7 @@ mod tests {
         let s = parse_stream(text.as_bytes(), Path::new("X.jsonStream"));
         assert_eq!(s.deltas.len(), 2);
         assert_eq!(s.deltas[1].line, 7);
-        let lines: Vec<Option<usize>> = s.rejects.iter().map(|r| r.line).collect();
+        let lines: Vec<Option<usize>> = s.rejects.iter().map(|r| r.line_number()).collect();
         assert_eq!(lines, [Some(3), Some(4), Some(5), Some(6)]);
         assert_eq!(s.final_state(), json!({"A": 5}));
     }

@@ -240,7 +240,7 @@ fn f1db_synthetic_bad_field_is_a_reject_naming_member_and_field() {
 
     assert_eq!(db.rejects.len(), 1, "{:#?}", db.rejects);
     let reject = &db.rejects[0];
-    assert_eq!(reject.path, "f1db-main/src/data/drivers/bad-driver.yml");
+    assert_eq!(reject.source, "f1db-main/src/data/drivers/bad-driver.yml");
     assert_eq!(reject.record.as_deref(), Some("bad-driver"));
     assert!(reject.reason.starts_with("field dateOfBirth: invalid type: sequence"), "{}", reject.reason);
     assert!(reject.reason.contains("line 9"), "{}", reject.reason);
@@ -267,7 +267,7 @@ fn f1db_synthetic_unknown_driver_is_reported_with_race_and_id() {
     let dangling = db.check_references();
     assert_eq!(dangling.len(), 1, "{dangling:#?}");
     let d = &dangling[0];
-    assert_eq!(d.path, "f1db-main/src/data/seasons/2000/races/01-testland/race-results.yml");
+    assert_eq!(d.source, "f1db-main/src/data/seasons/2000/races/01-testland/race-results.yml");
     assert_eq!(d.record.as_deref(), Some("2000 round 1 testland, race-results #2"));
     assert_eq!(d.reason, "driverId `nobody` is not in drivers/");
 }

@@ -1,8 +1,358 @@
 //! Phase 3: LoRA, QLoRA and full-parameter fine-tuning.
 //!
-//! This crate is the home of the phase described in the project's issue #4; it holds no
-//! functionality yet. It already links `f1-core`, so the workspace builds and links every phase
-//! binary against libtorch from the start.
+//! The training loop is written out here, top to bottom, in the torchtune-recipe style:
+//! load the base through `f1-core`, decide what trains (adapters on a frozen — optionally NF4 —
+//! base, or every weight), tokenize with the model's own chat template and mask the prompt,
+//! then accumulate gradients over micro-batches, clip, step AdamW on a warmup+decay schedule,
+//! evaluate, watch for mode collapse, checkpoint atomically, and write the artifacts (a PEFT
+//! adapter or full weights) with metrics and a summary beside them. `f1-core` supplies the
+//! components (model, LoRA, NF4, loss, optimizer); nothing here builds layers or reads weights.
+
+pub mod checkpoint;
+pub mod collapse;
+pub mod config;
+pub mod data;
+pub mod error;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use f1_core::generate::{generate, GenerationConfig};
+use f1_core::loss::{masked_lm_loss, IGNORE};
+use f1_core::optim::{AdamW, AdamWConfig, Schedule};
+use f1_core::{load_model, lora, LoadedModel, ModelOptions};
+use serde::Serialize;
+use tch::{nn, Kind, Tensor};
+
+pub use config::{Method, TrainConfig};
+pub use error::{Error, Result};
+
+use checkpoint::LoopState;
+use collapse::CollapseReport;
+use data::Example;
 
 /// The phase's name as the study's run manifest and logs spell it.
 pub const PHASE: &str = "phase3-training";
+
+/// One evaluation on the validation split.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalResult {
+    /// Mean token cross-entropy on the reference replies.
+    pub loss: f64,
+    /// exp(loss).
+    pub perplexity: f64,
+    /// Share of reply tokens the model ranks first.
+    pub token_accuracy: f64,
+    /// (prompt, greedy generation) on the first validation prompts.
+    pub samples: Vec<(String, String)>,
+    /// Mode-collapse signals of those samples.
+    pub collapse: CollapseReport,
+}
+
+/// What a run did, written to `summary.json` beside its artifacts.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    /// Run name.
+    pub name: String,
+    /// lora, qlora or full.
+    pub method: Method,
+    /// Parameters that received gradients.
+    pub trainable_params: usize,
+    /// Parameters of the base model.
+    pub total_params: usize,
+    /// trainable / total.
+    pub trainable_share: f64,
+    /// Bytes of the frozen block projections before quantization (QLoRA) or as stored.
+    pub base_weight_bytes: usize,
+    /// Bytes of the same weights after NF4 quantization (QLoRA only).
+    pub base_weight_bytes_nf4: Option<usize>,
+    /// Peak resident memory of the process (MiB).
+    pub peak_rss_mib: f64,
+    /// Seconds spent in training steps.
+    pub train_seconds: f64,
+    /// Optimizer steps done.
+    pub steps: usize,
+    /// Training tokens processed.
+    pub tokens_seen: u64,
+    /// Mean loss of the last optimizer step.
+    pub final_train_loss: Option<f64>,
+    /// Last validation result.
+    pub final_eval: Option<EvalResult>,
+    /// Best validation loss seen.
+    pub best_val_loss: Option<f64>,
+    /// Whether early stopping (or collapse) ended the run before its last step.
+    pub stopped_early: bool,
+    /// Whether any evaluation flagged mode collapse.
+    pub collapse_flagged: bool,
+    /// Adapter directory (lora, qlora) or model directory (full).
+    pub artifacts: PathBuf,
+    /// The resumed checkpoint, if any.
+    pub resumed_from: Option<PathBuf>,
+}
+
+/// Peak resident set size of this process in MiB (Linux `VmHWM`).
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()).map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Labelled positions that enter the loss (labels after the first position).
+fn loss_tokens(ex: &Example) -> i64 {
+    ex.labels.iter().skip(1).filter(|&&l| l != IGNORE).count() as i64
+}
+
+/// Loss, perplexity and token accuracy on `examples`, plus greedy samples of the first
+/// `n_samples` prompts and their collapse signals.
+pub fn evaluate(m: &mut LoadedModel, examples: &[Example], batch_size: usize, n_samples: usize) -> Result<EvalResult> {
+    m.model.set_training(false);
+    let _guard = tch::no_grad_guard();
+    let pad = m.tokenizer.pad_id().unwrap_or(0) as i64;
+    let device = m.model.device();
+    let (mut sum, mut tokens, mut correct) = (0.0, 0i64, 0i64);
+    let order: Vec<usize> = (0..examples.len()).collect();
+    for idx in order.chunks(batch_size.max(1)) {
+        let b = data::collate(examples, idx, pad);
+        let parts = masked_lm_loss(&m.model, &b.input_ids.to_device(device), &b.attention_mask.to_device(device), &b.labels.to_device(device));
+        sum += parts.sum.double_value(&[]);
+        tokens += parts.tokens;
+        correct += parts.correct;
+    }
+    let loss = sum / tokens.max(1) as f64;
+    let mut samples = vec![];
+    for ex in examples.iter().take(n_samples) {
+        let prompt = m.chat_template.render(&ex.prompt, true)?;
+        let out = generate(&m.model, &m.tokenizer, &[prompt], &GenerationConfig::greedy(64), |_, _| {})?;
+        let question = ex.prompt.last().map(|p| p.content.clone()).unwrap_or_default();
+        samples.push((question, out[0].text.trim().to_string()));
+    }
+    let collapse = collapse::assess(&samples);
+    Ok(EvalResult { loss, perplexity: loss.exp(), token_accuracy: correct as f64 / tokens.max(1) as f64, samples, collapse })
+}
+
+/// Append one JSON line to the metrics file.
+fn log_metrics(file: &mut std::fs::File, value: serde_json::Value) -> Result<()> {
+    writeln!(file, "{value}").map_err(|e| Error::io("metrics.jsonl", e))
+}
+
+/// Keep the metrics lines of steps up to `step` (after a resume, later lines are replayed).
+fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let kept: Vec<&str> = text.lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s as usize <= step)).collect();
+    std::fs::write(path, kept.iter().map(|l| format!("{l}\n")).collect::<String>()).map_err(|e| Error::io(path, e))
+}
+
+/// Run one training configuration to the end (or to `max_steps`), resuming from the newest
+/// checkpoint in its output directory when `resume` is set.
+pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
+    train_until(cfg, resume, None)
+}
+
+/// [`train`], but stop right after optimizer step `interrupt_after` as if the process had been
+/// killed there: no final evaluation, no artifacts, only the checkpoints the cadence wrote.
+/// Used to test that `--resume` continues exactly.
+pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usize>) -> Result<TrainSummary> {
+    let t = &cfg.train;
+    let out_dir = cfg.output_dir.clone();
+    std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
+    let ck_dir = out_dir.join("checkpoints");
+    let config_hash = cfg.hash();
+    std::fs::write(out_dir.join("resolved_config.yaml"), serde_yaml::to_string(cfg).unwrap_or_default()).map_err(|e| Error::io(out_dir.join("resolved_config.yaml"), e))?;
+
+    // 1. The model, and what trains.
+    let opts = ModelOptions::parse(&t.device, &t.dtype)?;
+    tch::manual_seed(t.seed as i64);
+    let mut m = load_model(&cfg.model, &opts, None)?;
+    let total_params = m.model.config().num_parameters();
+    let base_weight_bytes: usize = m.model.linears_mut().iter().map(|(_, l)| l.weight.numel() * l.weight.kind().elt_size_in_bytes()).sum();
+    let mut base_weight_bytes_nf4 = None;
+    let lora_vs = nn::VarStore::new(opts.device);
+    let lora_cfg = cfg.lora.to_lora_config();
+    let trainable: Vec<(String, Tensor)> = match cfg.method {
+        Method::Full => m.vs.variables().into_iter().collect(),
+        Method::Lora | Method::Qlora => {
+            m.vs.freeze();
+            if cfg.method == Method::Qlora {
+                let (before, after) = lora::quantize_base(&mut m.model);
+                tracing::info!(before_mib = before as f64 / 1048576.0, after_mib = after as f64 / 1048576.0, "base projections quantized to NF4");
+                base_weight_bytes_nf4 = Some(after);
+            }
+            let adapted = lora::attach(&mut m.model, &lora_vs, &lora_cfg)?;
+            tracing::info!(modules = adapted.len(), r = lora_cfg.r, "LoRA attached");
+            lora_vs.variables().into_iter().collect()
+        }
+    };
+    let trainable_params: usize = trainable.iter().map(|(_, t)| t.numel()).sum();
+    tracing::info!(trainable_params, total_params, share = trainable_params as f64 / total_params as f64, "parameters");
+
+    // 2. Data, and the checks that stop a wrong run before it starts.
+    let train_convs = data::read_chat_jsonl(&cfg.data.train, cfg.data.max_train_examples)?;
+    let train_set = data::encode_all(&m, &train_convs, cfg.data.max_seq_len, &cfg.data.train)?;
+    let val_convs = data::read_chat_jsonl(&cfg.data.validation, cfg.data.max_eval_examples)?;
+    let val_set = data::encode_all(&m, &val_convs, cfg.data.max_seq_len, &cfg.data.validation)?;
+    data::preflight(&m, &train_set, 3)?;
+    data::preflight(&m, &val_set, 0)?;
+
+    // 3. Schedule and optimizer.
+    let micro_per_epoch = train_set.len().div_ceil(t.batch_size);
+    let steps_per_epoch = micro_per_epoch.div_ceil(t.grad_accum);
+    let total_steps = t.max_steps.unwrap_or(t.epochs * steps_per_epoch).max(1);
+    let warmup = (t.warmup_ratio * total_steps as f64).ceil() as usize;
+    let schedule = Schedule::parse(&t.schedule)?;
+    let mut opt = AdamW::new(trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())), AdamWConfig { weight_decay: t.weight_decay, ..Default::default() });
+    let mut state = LoopState { step: 0, epoch: 0, batch_in_epoch: 0, config_hash: config_hash.clone(), best_val_loss: None, evals_without_improvement: 0, tokens_seen: 0, train_seconds: 0.0 };
+    let mut resumed_from = None;
+    if resume {
+        if let Some(ck) = checkpoint::load_latest(&ck_dir, &config_hash)? {
+            let by_name: std::collections::HashMap<&str, &Tensor> = ck.weights.iter().map(|(n, t)| (n.as_str(), t)).collect();
+            for (name, var) in &trainable {
+                let src = by_name.get(name.as_str()).ok_or_else(|| Error::Checkpoint { path: ck.path.clone(), reason: format!("has no weight `{name}`") })?;
+                tch::no_grad(|| var.shallow_clone().copy_(src));
+            }
+            opt.load_state(&ck.optimizer)?;
+            tracing::info!(step = ck.state.step, path = %ck.path.display(), "resumed");
+            state = ck.state;
+            resumed_from = Some(ck.path);
+        } else {
+            tracing::info!("--resume: no checkpoint in {}, starting fresh", ck_dir.display());
+        }
+    }
+    let metrics_path = out_dir.join("metrics.jsonl");
+    if resumed_from.is_some() {
+        truncate_metrics(&metrics_path, state.step)?;
+    } else if metrics_path.exists() {
+        std::fs::remove_file(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
+    }
+    let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
+
+    // 4. The loop.
+    let bar = indicatif::ProgressBar::new(total_steps as u64).with_position(state.step as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps, {elapsed} elapsed, ETA {eta} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar.set_prefix(cfg.name.clone());
+    let pad = m.tokenizer.pad_id().unwrap_or(0) as i64;
+    let device = opts.device;
+    let mut final_train_loss = None;
+    let mut final_eval: Option<EvalResult> = None;
+    let mut stopped_early = false;
+    let mut collapse_flagged = false;
+    let mut batches = data::epoch_batches(&train_set, t.batch_size, t.seed, state.epoch);
+    while state.step < total_steps {
+        if state.batch_in_epoch >= batches.len() {
+            state.epoch += 1;
+            state.batch_in_epoch = 0;
+            batches = data::epoch_batches(&train_set, t.batch_size, t.seed, state.epoch);
+        }
+        let started = Instant::now();
+        // Dropout's randomness depends only on the step, so a resumed run repeats it exactly.
+        tch::manual_seed(t.seed as i64 + state.step as i64);
+        m.model.set_training(true);
+        let end = (state.batch_in_epoch + t.grad_accum).min(batches.len());
+        let group = &batches[state.batch_in_epoch..end];
+        // Normalise by the labelled tokens of the whole optimizer step, not per micro-batch.
+        let step_tokens: i64 = group.iter().flatten().map(|&i| loss_tokens(&train_set[i])).sum::<i64>().max(1);
+        let mut loss_sum = 0.0;
+        let mut seen = 0;
+        for idx in group {
+            let b = data::collate(&train_set, idx, pad);
+            let parts = masked_lm_loss(&m.model, &b.input_ids.to_device(device), &b.attention_mask.to_device(device), &b.labels.to_device(device));
+            (&parts.sum / step_tokens as f64).backward();
+            loss_sum += parts.sum.double_value(&[]);
+            seen += b.tokens;
+        }
+        let grad_norm = opt.clip_grad_norm(t.max_grad_norm);
+        let lr = schedule.lr(t.lr, state.step, warmup, total_steps);
+        opt.step(lr);
+        opt.zero_grad();
+        let secs = started.elapsed().as_secs_f64();
+        state.step += 1;
+        state.batch_in_epoch = end;
+        state.tokens_seen += seen as u64;
+        state.train_seconds += secs;
+        let loss = loss_sum / step_tokens as f64;
+        final_train_loss = Some(loss);
+        let epoch_f = state.epoch as f64 + state.batch_in_epoch as f64 / batches.len() as f64;
+        log_metrics(&mut metrics, serde_json::json!({"step": state.step, "epoch": epoch_f, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": seen as f64 / secs, "rss_mib": peak_rss_mib()}))?;
+        bar.set_position(state.step as u64);
+        bar.set_message(format!("loss {loss:.4}"));
+        if !loss.is_finite() {
+            return Err(Error::Invalid(format!("loss became {loss} at step {}: lower train.lr or check the data", state.step)));
+        }
+
+        let last = state.step == total_steps;
+        if (t.eval_every > 0 && state.step % t.eval_every == 0) || last {
+            let ev = evaluate(&mut m, &val_set, t.batch_size, t.sample_prompts)?;
+            tracing::info!(step = state.step, val_loss = ev.loss, ppl = ev.perplexity, acc = ev.token_accuracy, collapsed = ev.collapse.collapsed, "eval");
+            for (q, a) in &ev.samples {
+                tracing::info!("sample: {q:?} -> {a:?}");
+            }
+            log_metrics(&mut metrics, serde_json::json!({"step": state.step, "eval_loss": ev.loss, "eval_perplexity": ev.perplexity, "eval_token_accuracy": ev.token_accuracy, "collapse": ev.collapse, "samples": ev.samples}))?;
+            collapse_flagged |= ev.collapse.collapsed;
+            if state.best_val_loss.is_none_or(|b| ev.loss < b - 1e-4) {
+                state.best_val_loss = Some(ev.loss);
+                state.evals_without_improvement = 0;
+            } else {
+                state.evals_without_improvement += 1;
+            }
+            let patience_out = t.early_stopping_patience > 0 && state.evals_without_improvement >= t.early_stopping_patience;
+            let collapse_stop = t.stop_on_collapse && ev.collapse.collapsed;
+            final_eval = Some(ev);
+            if (patience_out || collapse_stop) && !last {
+                tracing::warn!(step = state.step, patience_out, collapse_stop, "stopping early");
+                stopped_early = true;
+            }
+        }
+        if (t.save_every > 0 && state.step % t.save_every == 0) || last || stopped_early {
+            let opt_state = opt.state();
+            checkpoint::save(&ck_dir, &state, &trainable, &opt_state, 2)?;
+        }
+        if stopped_early {
+            break;
+        }
+        if interrupt_after == Some(state.step) {
+            bar.abandon();
+            return Err(Error::Invalid(format!("interrupted after step {}", state.step)));
+        }
+    }
+    bar.finish();
+
+    // 5. Artifacts.
+    m.model.set_training(false);
+    let artifacts = match cfg.method {
+        Method::Full => {
+            let dir = out_dir.join("model");
+            lora::save_merged(&dir, &mut m, Kind::Float)?;
+            dir
+        }
+        Method::Lora | Method::Qlora => {
+            let dir = out_dir.join("adapter");
+            lora::save(&dir, &lora_vs, &lora_cfg, &cfg.model)?;
+            dir
+        }
+    };
+    let summary = TrainSummary {
+        name: cfg.name.clone(),
+        method: cfg.method,
+        trainable_params,
+        total_params,
+        trainable_share: trainable_params as f64 / total_params as f64,
+        base_weight_bytes,
+        base_weight_bytes_nf4,
+        peak_rss_mib: peak_rss_mib(),
+        train_seconds: state.train_seconds,
+        steps: state.step,
+        tokens_seen: state.tokens_seen,
+        final_train_loss,
+        final_eval,
+        best_val_loss: state.best_val_loss,
+        stopped_early,
+        collapse_flagged,
+        artifacts,
+        resumed_from,
+    };
+    let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
+    std::fs::write(out_dir.join("summary.json"), json).map_err(|e| Error::io(out_dir.join("summary.json"), e))?;
+    Ok(summary)
+}

@@ -1,8 +1,52 @@
-//! `phase3-training`: Phase 3: LoRA, QLoRA and full-parameter fine-tuning.
+//! `phase3-training`: fine-tune the base model with LoRA, QLoRA or full-parameter training.
+//!
+//! `phase3-training train --config config/lora.yaml [--resume] [--max-steps N]` runs one config
+//! (or every run of its `sweep`); `--resume` continues from the newest checkpoint.
 
-use std::process::ExitCode;
+use std::path::PathBuf;
 
-fn main() -> ExitCode {
-    eprintln!("{}: not built yet (tracked in issue #4); nothing was run", phase3_training::PHASE);
-    ExitCode::from(2)
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use phase3_training::{config, train, TrainConfig};
+
+#[derive(Parser)]
+#[command(version, about = "Phase 3: LoRA, QLoRA and full-parameter fine-tuning")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train one config (every run of its sweep, if it has one).
+    Train {
+        /// YAML config (config/lora.yaml, config/qlora.yaml, config/full.yaml).
+        #[arg(long)]
+        config: PathBuf,
+        /// Continue from the newest checkpoint in the output directory.
+        #[arg(long)]
+        resume: bool,
+        /// Stop after this many optimizer steps (overrides the config).
+        #[arg(long)]
+        max_steps: Option<usize>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
+    match Cli::parse().command {
+        Command::Train { config: path, resume, max_steps } => {
+            let mut cfg = TrainConfig::from_file(&path).with_context(|| format!("reading {}", path.display()))?;
+            let root = std::env::var_os("F1_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+            cfg.resolve_paths(&root);
+            if max_steps.is_some() {
+                cfg.train.max_steps = max_steps;
+            }
+            for run in config::expand(&cfg)? {
+                let s = train(&run, resume).with_context(|| format!("training run {}", run.name))?;
+                println!("{}: {} steps, train loss {:.4}, val loss {:.4}, {:.0} s, artifacts {}", s.name, s.steps, s.final_train_loss.unwrap_or(f64::NAN), s.final_eval.as_ref().map_or(f64::NAN, |e| e.loss), s.train_seconds, s.artifacts.display());
+            }
+        }
+    }
+    Ok(())
 }

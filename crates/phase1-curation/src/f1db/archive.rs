@@ -151,7 +151,7 @@ pub(super) fn read_members(archive: &Path, bytes: &[u8], rejects: &mut Vec<Rejec
             Ok(Some(kind)) => kind,
             Ok(None) => continue,
             Err(reason) => {
-                rejects.push(Reject { path, record: None, reason });
+                rejects.push(Reject { source: path, record: None, reason });
                 continue;
             }
         };
@@ -248,7 +248,7 @@ impl Member {
             }
             Err(e) => {
                 rejects.push(Reject {
-                    path: self.path.clone(),
+                    source: self.path.clone(),
                     record: Some(self.stem().to_owned()),
                     reason: describe(&e, true),
                 });
@@ -271,7 +271,7 @@ impl Member {
         let values = match serde_yaml::from_slice::<Vec<serde_yaml::Value>>(&self.bytes) {
             Ok(values) => values,
             Err(_) => {
-                rejects.push(Reject { path: self.path.clone(), record: None, reason: describe(&whole_err, true) });
+                rejects.push(Reject { source: self.path.clone(), record: None, reason: describe(&whole_err, true) });
                 return Vec::new();
             }
         };
@@ -283,7 +283,7 @@ impl Member {
                     records.push(record);
                 }
                 Err(e) => rejects.push(Reject {
-                    path: self.path.clone(),
+                    source: self.path.clone(),
                     record: Some(record_label(i, value)),
                     reason: describe_record::<T>(value, &e),
                 }),

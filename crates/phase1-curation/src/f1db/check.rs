@@ -51,7 +51,7 @@ impl Checker<'_> {
     fn expect(&mut self, path: &str, record: &dyn Fn() -> String, field: &str, id: &str, table: Table) {
         if !table.contains(self.db, id) {
             self.rejects.push(Reject {
-                path: path.to_owned(),
+                source: path.to_owned(),
                 record: Some(record()),
                 reason: format!("{field} `{id}` is not in {}", table.folder()),
             });
@@ -138,7 +138,7 @@ pub(super) fn check_references(db: &F1Db) -> Vec<Reject> {
         if let Some(circuit) = db.circuits.get(&race.circuit_id) {
             if !circuit.layouts.iter().any(|l| l.id == race.circuit_layout_id) {
                 c.rejects.push(Reject {
-                    path: path.clone(),
+                    source: path.clone(),
                     record: Some(name.clone()),
                     reason: format!(
                         "circuitLayoutId `{}` is not a layout of circuit `{}`",

@@ -24,7 +24,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rayon::prelude::*;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use self::archive::{Parsed, PartData};
@@ -37,6 +36,7 @@ pub use self::records::{
     ChronologyEntry, Circuit, CircuitLayout, CircuitType, Constructor, Country, Direction, Driver, FamilyRelationship,
     Gender, GrandPrix, Manufacturer,
 };
+pub use crate::Reject;
 use crate::{Error, Result};
 
 /// The whole of F1DB, typed and indexed by id.
@@ -66,28 +66,6 @@ pub struct F1Db {
     pub data_root: String,
     /// Records (or whole members) that did not load, with the reason.
     pub rejects: Vec<Reject>,
-}
-
-/// A record left out, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Reject {
-    /// The archive member (`f1db-main/src/data/drivers/lewis-hamilton.yml`).
-    pub path: String,
-    /// Which record in the member, when it is one record and not the whole member:
-    /// the id for one-record files, `#3 (max-verstappen)` for lists, a race and line
-    /// for reference checks.
-    pub record: Option<String>,
-    /// What is wrong (`field dateOfBirth: invalid value: ...`, `driverId `x` is not in drivers/`).
-    pub reason: String,
-}
-
-impl std::fmt::Display for Reject {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.record {
-            Some(record) => write!(f, "{} [{record}]: {}", self.path, self.reason),
-            None => write!(f, "{}: {}", self.path, self.reason),
-        }
-    }
 }
 
 impl F1Db {
@@ -147,7 +125,7 @@ impl F1Db {
         }
         for (year, slug, path, data) in parts {
             let Some(race) = races.get_mut(&(year, slug)) else {
-                rejects.push(Reject { path, record: None, reason: "race folder has no loadable race.yml".into() });
+                rejects.push(Reject { source: path, record: None, reason: "race folder has no loadable race.yml".into() });
                 continue;
             };
             match data {
@@ -168,13 +146,13 @@ impl F1Db {
         for pair in db.races.windows(2) {
             if (pair[0].year, pair[0].round) == (pair[1].year, pair[1].round) {
                 rejects.push(Reject {
-                    path: format!("{}/race.yml", pair[1].source),
+                    source: format!("{}/race.yml", pair[1].source),
                     record: Some(format!("{} round {}", pair[1].year, pair[1].round)),
                     reason: format!("round {} of {} is also {}", pair[1].round, pair[1].year, pair[0].source),
                 });
             }
         }
-        rejects.sort_by(|a, b| (&a.path, &a.record).cmp(&(&b.path, &b.record)));
+        rejects.sort_by(|a, b| (&a.source, &a.record).cmp(&(&b.source, &b.record)));
         db.rejects = rejects;
         tracing::info!(
             races = db.races.len(),
@@ -247,7 +225,7 @@ fn insert_entity<T>(map: &mut BTreeMap<String, T>, path: &str, id: String, recor
     let stem = path.rsplit('/').next().and_then(|n| n.strip_suffix(".yml")).unwrap_or(path);
     if stem != id {
         rejects.push(Reject {
-            path: path.to_owned(),
+            source: path.to_owned(),
             record: Some(id.clone()),
             reason: format!("id `{id}` does not match the file name `{stem}.yml`"),
         });

@@ -1,0 +1,379 @@
+//! The polite fetcher and the crawler against a loopback HTTP server written here (std
+//! `TcpListener`, one thread per connection) that serves the mirror's Wikipedia pages and
+//! routes that misbehave on purpose: disallowed by robots.txt, 429 then 200, always 500, a
+//! hang, a body over the cap, a JSON body. No request leaves 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use phase1_curation::fetch::{
+    crawl, fetch_files, parse_retry_after, source_files, wikipedia_url, CacheMeta, FetchConfig, Fetcher, Robots, Seed,
+    SourceFile,
+};
+use phase1_curation::{data_dir, Error};
+
+const ROBOTS: &str = "# test robots\n\
+User-agent: f1-llm-curation\n\
+Disallow: /private\n\
+\n\
+User-agent: *\n\
+Disallow: /\n";
+
+/// The loopback server: a log of `(path, arrival)` per request; stops when dropped.
+struct Server {
+    base: String,
+    log: Arc<Mutex<Vec<(String, Instant)>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (log2, stop2) = (log.clone(), stop.clone());
+        thread::spawn(move || {
+            // Bounded: at most 60 s, or until the test drops the server.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !stop2.load(Ordering::SeqCst) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let log = log2.clone();
+                        thread::spawn(move || handle(stream, &log));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Server { base, log, stop }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn hits(&self, path: &str) -> Vec<Instant> {
+        self.log.lock().expect("log").iter().filter(|(p, _)| p == path).map(|(_, t)| *t).collect()
+    }
+
+    fn total(&self) -> usize {
+        self.log.lock().expect("log").len()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn respond(stream: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
+    let mut head = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+}
+
+fn handle(mut stream: TcpStream, log: &Mutex<Vec<(String, Instant)>>) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let line = String::from_utf8_lossy(&request).lines().next().unwrap_or_default().to_owned();
+    let path = line.split(' ').nth(1).unwrap_or("/").to_owned();
+    let seen = {
+        let mut log = log.lock().expect("log");
+        log.push((path.clone(), Instant::now()));
+        log.iter().filter(|(p, _)| *p == path).count()
+    };
+    let html = || vec![("Content-Type", "text/html; charset=utf-8".to_owned())];
+    match path.as_str() {
+        "/robots.txt" => respond(&mut stream, "200 OK", &[("Content-Type", "text/plain".into())], ROBOTS.as_bytes()),
+        "/flaky" if seen == 1 => respond(&mut stream, "429 Too Many Requests", &[("Retry-After", "1".into())], b""),
+        "/flaky" => respond(&mut stream, "200 OK", &html(), b"<html><body>ok</body></html>"),
+        "/error" => respond(&mut stream, "500 Internal Server Error", &[], b"boom"),
+        "/hang" => thread::sleep(Duration::from_secs(2)),
+        "/big" => respond(&mut stream, "200 OK", &[("Content-Length", (200 * 1024).to_string())], &vec![b'x'; 200 * 1024]),
+        // No Content-Length: the cap must stop the read itself.
+        "/big-stream" => respond(&mut stream, "200 OK", &[], &vec![b'x'; 200 * 1024]),
+        "/data.json" => respond(&mut stream, "200 OK", &[("Content-Type", "application/json".into())], b"{\"a\":1}"),
+        p if p.starts_with("/wiki/") => {
+            let name = p.trim_start_matches("/wiki/").replace("%20", " ");
+            match std::fs::read(data_dir().join("wikipedia").join(name)) {
+                Ok(body) => respond(&mut stream, "200 OK", &html(), &body),
+                Err(_) => respond(&mut stream, "404 Not Found", &[], b""),
+            }
+        }
+        _ => respond(&mut stream, "404 Not Found", &[], b""),
+    }
+}
+
+fn config(cache: &tempfile::TempDir) -> FetchConfig {
+    FetchConfig {
+        cache_dir: cache.path().to_owned(),
+        min_interval_ms: 0,
+        max_retries: 2,
+        backoff_ms: 50,
+        max_backoff_ms: 2000,
+        connect_timeout_ms: 1000,
+        timeout_ms: 300,
+        max_bytes: 64 * 1024,
+        ..FetchConfig::default()
+    }
+}
+
+fn http_reason(e: Error) -> (String, String) {
+    match e {
+        Error::Http { url, reason } => (url, reason),
+        other => panic!("expected an HTTP error, got {other}"),
+    }
+}
+
+#[test]
+fn pages_are_cached_and_a_rerun_sends_no_request() {
+    let server = Server::start();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let url = server.url("/wiki/Brabham.html");
+    let mirror = std::fs::read(data_dir().join("wikipedia/Brabham.html")).expect("mirror page");
+
+    let mut fetcher = Fetcher::new(config(&cache)).expect("client");
+    let page = fetcher.fetch(&url).expect("first fetch");
+    assert!(!page.from_cache);
+    assert_eq!(page.body, mirror);
+    let meta: CacheMeta =
+        serde_json::from_slice(&std::fs::read(page.body_path.with_extension("json")).expect("sidecar")).expect("json");
+    assert_eq!((meta.url.as_str(), meta.status, meta.bytes), (url.as_str(), 200, mirror.len() as u64));
+    assert_eq!(meta.content_type.as_deref(), Some("text/html; charset=utf-8"));
+    assert_eq!(meta.sha256.len(), 64);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
+    assert!(meta.fetched_at <= now && meta.fetched_at + 60 > now);
+    assert_eq!(std::fs::read(&page.body_path).expect("body file"), mirror);
+    assert_eq!(server.total(), 2, "robots.txt and the page");
+
+    // A re-run: a new fetcher on the same cache asks the server nothing.
+    let mut rerun = Fetcher::new(config(&cache)).expect("client");
+    let again = rerun.fetch(&url).expect("cached fetch");
+    assert!(again.from_cache);
+    assert_eq!(again.body, mirror);
+    assert_eq!((server.total(), rerun.requests), (2, 0));
+
+    // A body that no longer matches its sidecar's sha256 is fetched again.
+    std::fs::write(&page.body_path, b"tampered").expect("tamper");
+    let refetched = rerun.fetch(&url).expect("refetch");
+    assert!(!refetched.from_cache);
+    assert_eq!(server.hits("/wiki/Brabham.html").len(), 2);
+}
+
+#[test]
+fn retries_429_after_retry_after_then_succeeds() {
+    let server = Server::start();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut fetcher = Fetcher::new(config(&cache)).expect("client");
+    let page = fetcher.fetch(&server.url("/flaky")).expect("second attempt succeeds");
+    assert_eq!(page.meta.status, 200);
+    let hits = server.hits("/flaky");
+    assert_eq!(hits.len(), 2);
+    // Retry-After: 1 wins over the 50 ms backoff.
+    assert!(hits[1] - hits[0] >= Duration::from_millis(950), "{:?}", hits[1] - hits[0]);
+}
+
+#[test]
+fn gives_up_on_500_after_the_retries_naming_the_url() {
+    let server = Server::start();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut fetcher = Fetcher::new(config(&cache)).expect("client");
+    let url = server.url("/error");
+    let (at, reason) = http_reason(fetcher.fetch(&url).expect_err("always 500"));
+    assert_eq!(at, url);
+    assert!(reason.contains("gave up after 3 attempts") && reason.contains("500"), "{reason}");
+    let hits = server.hits("/error");
+    assert_eq!(hits.len(), 3);
+    // Exponential backoff: 50 ms, then 100 ms.
+    assert!(hits[1] - hits[0] >= Duration::from_millis(45));
+    assert!(hits[2] - hits[1] >= Duration::from_millis(95));
+    // Nothing is cached for a failure.
+    assert!(fetcher.fetch(&url).is_err());
+}
+
+#[test]
+fn a_hanging_server_times_out_naming_the_url() {
+    let server = Server::start();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(&cache);
+    cfg.max_retries = 1;
+    let mut fetcher = Fetcher::new(cfg).expect("client");
+    let url = server.url("/hang");
+    let start = Instant::now();
+    let (at, reason) = http_reason(fetcher.fetch(&url).expect_err("hangs"));
+    assert_eq!(at, url);
+    assert!(reason.contains("timed out"), "{reason}");
+    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    assert_eq!(server.hits("/hang").len(), 2);
+}
+
+#[test]
+fn bodies_over_the_cap_are_aborted() {
+    let server = Server::start();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut fetcher = Fetcher::new(config(&cache)).expect("client");
+    for path in ["/big", "/big-stream"] {
+        let url = server.url(path);
+        let (at, reason) = http_reason(fetcher.fetch(&url).expect_err("over the cap"));
+        assert_eq!(at, url);
+        assert!(reason.contains("over the cap of 65536 bytes"), "{path}: {reason}");
+        // Not a transient failure: no retry.
+        assert_eq!(server.hits(path).len(), 1, "{path}");
+    }
+}
+
+#[test]
+fn requests_to_one_host_are_spaced_by_the_interval() {
+    let server = Server::start();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(&cache);
+    cfg.min_interval_ms = 300;
+    let mut fetcher = Fetcher::new(cfg).expect("client");
+    fetcher.fetch(&server.url("/wiki/Brawn%20GP.html")).expect("first");
+    fetcher.fetch(&server.url("/wiki/Charlie%20Whiting.html")).expect("second");
+    let times: Vec<Instant> = server.log.lock().expect("log").iter().map(|(_, t)| *t).collect();
+    assert_eq!(times.len(), 3, "robots.txt and two pages");
+    for pair in times.windows(2) {
+        // Client-side spacing is exact; allow a little for loopback jitter at arrival.
+        assert!(pair[1] - pair[0] >= Duration::from_millis(280), "{:?}", pair[1] - pair[0]);
+    }
+}
+
+#[test]
+fn the_crawler_skips_disallowed_and_non_html_seeds_and_says_why() {
+    let server = Server::start();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut fetcher = Fetcher::new(config(&cache)).expect("client");
+    let saved = data_dir().join("wikipedia/Brawn GP.html");
+    let seeds = vec![
+        Seed::Url(server.url("/wiki/Brabham.html")),
+        Seed::Url(server.url("/private/secret.html")),
+        Seed::Url(server.url("/data.json")),
+        Seed::Url(server.url("/error")),
+        Seed::File(saved.clone()),
+        Seed::File(PathBuf::from("/nonexistent/page.html")),
+    ];
+    let crawl = crawl(&mut fetcher, &seeds);
+    let titles: Vec<&str> = crawl.articles.iter().map(|a| a.title.as_str()).collect();
+    assert_eq!(titles, ["Brabham", "Brawn GP"]);
+    let reasons: Vec<String> = crawl.rejects.iter().map(ToString::to_string).collect();
+    assert_eq!(reasons.len(), 4, "{reasons:#?}");
+    assert!(reasons[0].contains("/private/secret.html") && reasons[0].contains("disallowed by robots.txt (Disallow: /private)"));
+    assert!(reasons[1].contains("/data.json") && reasons[1].contains("not an HTML page (application/json)"));
+    assert!(reasons[2].contains("/error") && reasons[2].contains("gave up"));
+    assert!(reasons[3].contains("/nonexistent/page.html"));
+    // The disallowed page never reached the server; robots.txt was read once.
+    assert!(server.hits("/private/secret.html").is_empty());
+    assert_eq!(server.hits("/robots.txt").len(), 1);
+
+    // A folder of saved pages as seeds.
+    let folder = Seed::folder(&data_dir().join("wikipedia")).expect("folder");
+    assert_eq!(folder.len(), 25);
+    assert!(folder.iter().all(|s| matches!(s, Seed::File(p) if p.extension().is_some_and(|e| e == "html"))));
+}
+
+#[test]
+fn fetch_files_writes_the_mirror_layout() {
+    let server = Server::start();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let dest = tempfile::tempdir().expect("tempdir");
+    let mut fetcher = Fetcher::new(config(&cache)).expect("client");
+    let files = [
+        SourceFile { url: server.url("/wiki/Brabham.html"), path: "wikipedia/Brabham.html".into() },
+        SourceFile { url: server.url("/wiki/missing.html"), path: "wikipedia/missing.html".into() },
+    ];
+    let (written, rejects) = fetch_files(&mut fetcher, &files, dest.path()).expect("fetch");
+    assert_eq!(written, [dest.path().join("wikipedia/Brabham.html")]);
+    assert_eq!(
+        std::fs::read(&written[0]).expect("written"),
+        std::fs::read(data_dir().join("wikipedia/Brabham.html")).expect("mirror")
+    );
+    assert_eq!(rejects.len(), 1);
+    assert!(rejects[0].to_string().contains("HTTP 404"), "{}", rejects[0]);
+}
+
+#[test]
+fn upstream_urls_of_every_source() {
+    let f1db = source_files("f1db").expect("f1db");
+    assert_eq!(f1db[0].url, "https://github.com/f1db/f1db/archive/refs/heads/main.tar.gz");
+    let ergast = source_files("ergast").expect("ergast");
+    assert_eq!(ergast.len(), 17);
+    assert!(ergast.iter().all(|f| f.url.starts_with("https://raw.githubusercontent.com/TracingInsights/RaceData/")));
+    // Every mirror file has its upstream URL.
+    for f in ergast {
+        assert!(data_dir().join(&f.path).is_file(), "{}", f.path.display());
+    }
+    let wiki = source_files("wikipedia").expect("wikipedia");
+    assert_eq!(wiki.len(), 25);
+    for f in &wiki {
+        assert!(data_dir().join(&f.path).is_file(), "{}", f.path.display());
+    }
+    assert_eq!(wikipedia_url("107% rule", 1195769632), "https://en.wikipedia.org/wiki/107%25_rule?oldid=1195769632");
+    assert_eq!(
+        wikipedia_url("Hamilton–Rosberg rivalry", 1),
+        "https://en.wikipedia.org/wiki/Hamilton%E2%80%93Rosberg_rivalry?oldid=1"
+    );
+    let live = source_files("livetiming").expect("livetiming");
+    assert!(live[0].url.starts_with("https://livetiming.formula1.com/static/2018/2018-04-29_Azerbaijan_Grand_Prix/"));
+    let on_disk = live.iter().filter(|f| data_dir().join(&f.path).is_file()).count();
+    assert_eq!(on_disk, 30, "the mirror's 30 streams are among the URLs");
+    let err = source_files("nope").expect_err("unknown");
+    assert!(err.to_string().contains("unknown source `nope`"), "{err}");
+}
+
+#[test]
+fn robots_rules() {
+    let robots = Robots::parse(
+        "User-agent: other\nDisallow: /\n\n\
+         User-agent: F1-LLM-Curation\nUser-agent: friend\nDisallow: /private\nAllow: /private/ok\n\
+         Disallow: /*.json$\nDisallow: /search*q=\nCrawl-delay: 2.5 # seconds\n\n\
+         User-agent: *\nDisallow: /\nCrawl-delay: 10\n",
+    );
+    let ours = "f1-llm-curation";
+    let check = |path: &str| robots.check(ours, path);
+    assert!(check("/wiki/Brabham").allowed);
+    let no = check("/private/x");
+    assert_eq!((no.allowed, no.rule.as_deref()), (false, Some("Disallow: /private")));
+    assert!(check("/private/ok/page").allowed, "the longer Allow wins");
+    assert!(!check("/a/b.json").allowed);
+    assert!(check("/a/b.json?x=1").allowed, "`$` anchors the end");
+    assert!(!check("/search?lang=en&q=senna").allowed);
+    assert!(check("/robots.txt").allowed);
+    assert_eq!(robots.crawl_delay(ours), Some(Duration::from_millis(2500)));
+    assert!(robots.check("friend", "/wiki").allowed);
+    // Anyone else falls to `*`.
+    assert!(!robots.check("somebot", "/wiki").allowed);
+    assert_eq!(robots.crawl_delay("somebot"), Some(Duration::from_secs(10)));
+    assert!(Robots::allow_all().check(ours, "/x").allowed);
+    assert!(!Robots::disallow_all().check(ours, "/x").allowed);
+    assert_eq!(FetchConfig::default().agent_token(), ours);
+}
+
+#[test]
+fn retry_after_in_seconds_or_as_a_date() {
+    let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+    assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+    assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now), Some(Duration::from_secs(10)));
+    assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now), Some(Duration::ZERO));
+    assert_eq!(parse_retry_after("soon", now), None);
+}

@@ -1,0 +1,103 @@
+//! Checkpoints: trainable weights, optimizer state and loop state written into
+//! `<output>/checkpoints/step-NNNNNN/` atomically (everything goes to a `.tmp` directory that is
+//! renamed when complete, so a run killed mid-write leaves the previous checkpoint intact).
+//! The config hash stored with each checkpoint makes `--resume` refuse a different run.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+use crate::{Error, Result};
+
+/// Loop position and bookkeeping needed to continue exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoopState {
+    /// Optimizer steps done.
+    pub step: usize,
+    /// Epoch of the next micro-batch.
+    pub epoch: usize,
+    /// Index of the next micro-batch in that epoch's order.
+    pub batch_in_epoch: usize,
+    /// sha256 of the run's config.
+    pub config_hash: String,
+    /// Best validation loss so far.
+    pub best_val_loss: Option<f64>,
+    /// Evaluations since the best one.
+    pub evals_without_improvement: usize,
+    /// Training tokens processed.
+    pub tokens_seen: u64,
+    /// Training seconds so far (excluding evaluation).
+    pub train_seconds: f64,
+}
+
+const WEIGHTS: &str = "trainable.safetensors";
+const OPTIMIZER: &str = "optimizer.safetensors";
+const STATE: &str = "state.json";
+
+fn ck_err(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Checkpoint { path: path.into(), reason: reason.into() }
+}
+
+/// Write a checkpoint for `state.step` and keep only the newest `keep`.
+pub fn save(dir: &Path, state: &LoopState, weights: &[(String, Tensor)], optimizer: &[(String, Tensor)], keep: usize) -> Result<PathBuf> {
+    let final_dir = dir.join(format!("step-{:06}", state.step));
+    let tmp = dir.join(format!("step-{:06}.tmp", state.step));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let contiguous = |v: &[(String, Tensor)]| v.iter().map(|(n, t)| (n.clone(), t.detach().contiguous())).collect::<Vec<_>>();
+    Tensor::write_safetensors(&contiguous(weights), tmp.join(WEIGHTS))?;
+    Tensor::write_safetensors(&contiguous(optimizer), tmp.join(OPTIMIZER))?;
+    let json = serde_json::to_string_pretty(state).map_err(|e| ck_err(&tmp, e.to_string()))?;
+    std::fs::write(tmp.join(STATE), json).map_err(|e| Error::io(tmp.join(STATE), e))?;
+    if final_dir.exists() {
+        std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
+    }
+    std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+    let mut all = list(dir)?;
+    while all.len() > keep.max(1) {
+        let old = all.remove(0);
+        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
+    }
+    Ok(final_dir)
+}
+
+/// Complete checkpoints in `dir`, oldest first.
+pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.exists() {
+        return Ok(vec![]);
+    }
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("step-") && !n.ends_with(".tmp")))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// A loaded checkpoint.
+pub struct Loaded {
+    /// Loop state.
+    pub state: LoopState,
+    /// Trainable weights by name.
+    pub weights: Vec<(String, Tensor)>,
+    /// Optimizer state.
+    pub optimizer: Vec<(String, Tensor)>,
+    /// Where it came from.
+    pub path: PathBuf,
+}
+
+/// Load the newest checkpoint in `dir`, refusing one written by a different config.
+pub fn load_latest(dir: &Path, config_hash: &str) -> Result<Option<Loaded>> {
+    let Some(path) = list(dir)?.pop() else { return Ok(None) };
+    let text = std::fs::read_to_string(path.join(STATE)).map_err(|e| Error::io(path.join(STATE), e))?;
+    let state: LoopState = serde_json::from_str(&text).map_err(|e| ck_err(&path, format!("state.json: {e}")))?;
+    if state.config_hash != config_hash {
+        return Err(ck_err(&path, format!("was written by a different config (hash {} vs this run's {config_hash}); use a new output_dir or drop --resume", &state.config_hash[..12.min(state.config_hash.len())])));
+    }
+    let read = |name: &str| Tensor::read_safetensors(path.join(name)).map_err(|e| ck_err(&path, format!("{name}: {e}")));
+    Ok(Some(Loaded { weights: read(WEIGHTS)?, optimizer: read(OPTIMIZER)?, state, path }))
+}

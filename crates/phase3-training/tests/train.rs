@@ -1,0 +1,148 @@
+//! The training loop on a tiny random model and a tiny chat dataset written by the test:
+//! a golden short loss curve, exact resume after an interruption, QLoRA and full fine-tuning
+//! producing loadable artifacts, the preflight refusing broken examples, and config errors.
+
+use std::path::Path;
+
+use f1_core::gguf::GgmlType;
+use f1_core::testing::{random_model, tiny_config, write_gguf};
+use phase3_training::config::{expand, DataConfig, LoraSection, TrainSection};
+use phase3_training::data::{preflight, Example};
+use phase3_training::{train, train_until, Method, TrainConfig};
+
+const DRIVERS: [&str; 6] = ["Hamilton", "Verstappen", "Alonso", "Vettel", "Button", "Raikkonen"];
+
+fn write_data(dir: &Path) {
+    let line = |i: usize| {
+        let d = DRIVERS[i % DRIVERS.len()];
+        serde_json::json!({"messages": [{"role": "user", "content": format!("Who won race {i}?")}, {"role": "assistant", "content": format!("{d} won race {i}.")}]}).to_string()
+    };
+    let train: Vec<String> = (0..24).map(line).collect();
+    let val: Vec<String> = (24..30).map(line).collect();
+    std::fs::write(dir.join("train.jsonl"), train.join("\n")).expect("train");
+    std::fs::write(dir.join("validation.jsonl"), val.join("\n")).expect("val");
+}
+
+fn setup(dir: &Path, method: Method, name: &str) -> TrainConfig {
+    let c = tiny_config("llama");
+    let (vs, _) = random_model(&c, 11);
+    let model = dir.join("tiny.gguf");
+    if !model.exists() {
+        write_gguf(&model, &c, &vs, GgmlType::F32);
+        write_data(dir);
+    }
+    TrainConfig {
+        name: name.into(),
+        method,
+        model: model.to_string_lossy().into_owned(),
+        output_dir: dir.join(name),
+        data: DataConfig { train: dir.join("train.jsonl"), validation: dir.join("validation.jsonl"), max_seq_len: 128, max_train_examples: None, max_eval_examples: None },
+        lora: LoraSection { r: 4, lora_alpha: 8.0, lora_dropout: 0.1, target_modules: vec!["all-linear".into()], use_rslora: false },
+        train: TrainSection { epochs: 2, batch_size: 4, grad_accum: 2, lr: 5e-3, warmup_ratio: 0.1, eval_every: 3, save_every: 2, early_stopping_patience: 0, sample_prompts: 2, device: "cpu".into(), dtype: "f32".into(), ..Default::default() },
+        sweep: Default::default(),
+    }
+}
+
+fn losses(dir: &Path) -> Vec<f64> {
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("metrics");
+    text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter_map(|v| v["loss"].as_f64()).collect()
+}
+
+#[test]
+fn lora_loss_curve_is_golden_and_the_adapter_loads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = setup(dir.path(), Method::Lora, "lora");
+    let s = train(&cfg, false).expect("train");
+    // 24 examples / batch 4 = 6 micro-batches = 3 optimizer steps per epoch, 2 epochs.
+    assert_eq!(s.steps, 6);
+    let l = losses(&cfg.output_dir);
+    assert_eq!(l.len(), 6);
+    eprintln!("loss curve: {l:?}");
+    assert!(l[5] < 0.9 * l[0], "the loss must fall: {l:?}");
+    // Golden values (CPU, fp32, seed 42); a change to data, masking, loss or optimizer moves them.
+    let golden = [6.7382, 6.7353, 6.4904, 6.2809, 6.0133, 5.8783];
+    for (i, (a, b)) in l.iter().zip(golden).enumerate() {
+        assert!((a - b).abs() < 2e-3, "step {}: loss {a:.4}, golden {b:.4}", i + 1);
+    }
+    assert!(s.trainable_params > 0 && s.trainable_share < 0.2);
+    assert!(cfg.output_dir.join("adapter/adapter_model.safetensors").exists());
+    assert!(cfg.output_dir.join("summary.json").exists() && cfg.output_dir.join("resolved_config.yaml").exists());
+    let mut m = f1_core::load_model(&cfg.model, &f1_core::ModelOptions::cpu(), None).expect("base");
+    f1_core::lora::load(&s.artifacts, &mut m.model).expect("the adapter loads");
+    assert!(s.final_eval.as_ref().is_some_and(|e| e.loss.is_finite() && e.samples.len() == 2));
+}
+
+#[test]
+fn resume_after_an_interruption_reproduces_the_uninterrupted_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let whole = setup(dir.path(), Method::Lora, "whole");
+    train(&whole, false).expect("train");
+    let mut cut = setup(dir.path(), Method::Lora, "cut");
+    cut.output_dir = dir.path().join("cut");
+    // Killed after step 5 (last checkpoint at step 4), then resumed.
+    assert!(train_until(&cut, false, Some(5)).is_err());
+    let s = train(&cut, true).expect("resume");
+    assert!(s.resumed_from.as_ref().is_some_and(|p| p.ends_with("step-000004")), "{:?}", s.resumed_from);
+    let (a, b) = (losses(&whole.output_dir), losses(&cut.output_dir));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-6, "{a:?} vs {b:?}");
+    }
+    // A checkpoint of another config is refused.
+    let mut other = cut.clone();
+    other.train.lr = 1e-3;
+    let err = train(&other, true).expect_err("different config").to_string();
+    assert!(err.contains("different config"), "{err}");
+}
+
+#[test]
+fn qlora_and_full_fine_tuning_train_and_save_loadable_artifacts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let q = setup(dir.path(), Method::Qlora, "qlora");
+    let s = train(&q, false).expect("qlora");
+    let l = losses(&q.output_dir);
+    assert!(l[l.len() - 1] < l[0], "{l:?}");
+    let (before, after) = (s.base_weight_bytes, s.base_weight_bytes_nf4.expect("nf4 bytes"));
+    assert!((after as f64) < 0.15 * before as f64, "{before} -> {after}");
+    let mut full = setup(dir.path(), Method::Full, "full");
+    full.train.lr = 1e-3;
+    let s = train(&full, false).expect("full");
+    assert_eq!(s.trainable_params, s.total_params);
+    let m = f1_core::load_model(s.artifacts.to_str().expect("utf8"), &f1_core::ModelOptions::cpu(), None).expect("the fine-tuned model loads");
+    assert_eq!(m.model.config().num_hidden_layers, 2);
+}
+
+#[test]
+fn preflight_refuses_empty_masks_double_bos_and_missing_eos() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = setup(dir.path(), Method::Lora, "pf");
+    let m = f1_core::load_model(&cfg.model, &f1_core::ModelOptions::cpu(), None).expect("load");
+    let ok = Example { input_ids: vec![256, 10, 11, 258], labels: vec![-100, -100, 11, 258], prompt: vec![], reply: String::new() };
+    assert!(preflight(&m, std::slice::from_ref(&ok), 1).is_ok());
+    let empty = Example { labels: vec![-100; 4], ..ok.clone() };
+    assert!(preflight(&m, &[empty], 0).expect_err("empty").to_string().contains("no labelled token"));
+    let double = Example { input_ids: vec![256, 256, 11, 258], ..ok.clone() };
+    assert!(preflight(&m, &[double], 0).expect_err("bos").to_string().contains("two BOS"));
+    let no_eos = Example { labels: vec![-100, -100, 11, 12], ..ok };
+    assert!(preflight(&m, &[no_eos], 0).expect_err("eos").to_string().contains("EOS"));
+}
+
+#[test]
+fn configs_report_typos_and_sweeps_expand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, "name: x\nmethod: lora\nmodel: m\noutput_dir: o\ntrain:\n  learning_rate: 0.1\n").expect("write");
+    let err = TrainConfig::from_file(&path).expect_err("typo").to_string();
+    assert!(err.contains("bad.yaml") && err.contains("learning_rate"), "{err}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for name in ["lora", "qlora", "full"] {
+        let cfg = TrainConfig::from_file(&root.join(format!("config/{name}.yaml"))).expect("shipped config parses");
+        assert_eq!(cfg.name, name);
+    }
+    let mut cfg = TrainConfig::from_file(&root.join("config/lora.yaml")).expect("lora");
+    cfg.sweep.insert("lora.r".into(), [8, 16, 32, 64].iter().map(|&r| serde_yaml::Value::from(r)).collect());
+    let runs = expand(&cfg).expect("expand");
+    assert_eq!(runs.iter().map(|r| r.lora.r).collect::<Vec<_>>(), vec![8, 16, 32, 64]);
+    assert_eq!(runs[2].name, "lora-r32");
+    assert!(runs[2].output_dir.ends_with("lora-r32"));
+}
