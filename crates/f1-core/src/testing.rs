@@ -28,19 +28,27 @@ pub fn tiny_config(model_type: &str) -> Config {
     serde_json::from_str(&json).expect("tiny config")
 }
 
-/// A model with deterministic random weights (biases random too, so they are tested).
-pub fn random_model(cfg: &Config, seed: i64) -> (nn::VarStore, Llama) {
-    tch::manual_seed(seed);
+/// A model with deterministic random weights drawn from a seeded Rust RNG (not libtorch's
+/// process-global one, so tests running in parallel threads still get identical models):
+/// matrices N(0, 0.2), norms 1 + N(0, 0.1), biases N(0, 0.1).
+pub fn random_model(cfg: &Config, seed: u64) -> (nn::VarStore, Llama) {
+    use rand::{Rng, SeedableRng};
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = Llama::new(&vs, cfg, WeightInit::Random { std: 0.2 });
+    let model = Llama::new(&vs, cfg, WeightInit::Zeros);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut normal = move |std: f64| -> f32 {
+        // Box-Muller from two uniforms in (0, 1].
+        let (u1, u2): (f64, f64) = (1.0 - rng.random::<f64>(), rng.random());
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * std) as f32
+    };
     // Sorted, so the same seed gives the same model (variables() is a hash map).
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     tch::no_grad(|| {
         for (name, mut t) in vars {
-            if name.ends_with("bias") || name.contains("norm") {
-                t.copy_(&(Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.1 + if name.contains("norm") { 1.0 } else { 0.0 }));
-            }
+            let (std, offset) = if name.contains("norm") { (0.1, 1.0) } else if name.ends_with("bias") { (0.1, 0.0) } else { (0.2, 0.0) };
+            let values: Vec<f32> = (0..t.numel()).map(|_| offset + normal(std)).collect();
+            t.copy_(&Tensor::from_slice(&values).view(t.size().as_slice()));
         }
     });
     (vs, model)

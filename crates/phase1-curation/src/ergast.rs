@@ -610,19 +610,18 @@ pub fn match_drivers(f1db: &F1Db, ergast: &Ergast) -> (BTreeMap<i64, (String, Na
         let last = normalize_name(&driver.surname);
         let own_words: Vec<String> = words(&name);
         let same_dob = |c: &Candidate| driver.dob == Some(c.dob);
-        let rules: [(NameRule, &dyn Fn(&Candidate) -> bool); 3] = [
-            (NameRule::Exact, &|c: &Candidate| c.names.contains(&name)),
-            (NameRule::SurnameFirstNamePrefix, &|c: &Candidate| c.last == last && word_prefix(&first, &c.first)),
-            (NameRule::BirthDateAndNameWord, &|c: &Candidate| {
-                same_dob(c) && own_words.iter().any(|w| c.words.contains(w))
-            }),
-        ];
-        let found = rules.iter().find_map(|(rule, test)| {
-            let mut hits: Vec<&Candidate> = candidates.iter().filter(|c| test(c)).collect();
+        let test = |rule: NameRule, c: &Candidate| match rule {
+            NameRule::Exact => c.names.contains(&name),
+            NameRule::SurnameFirstNamePrefix => c.last == last && word_prefix(&first, &c.first),
+            NameRule::BirthDateAndNameWord => same_dob(c) && own_words.iter().any(|w| c.words.contains(w)),
+        };
+        let rules = [NameRule::Exact, NameRule::SurnameFirstNamePrefix, NameRule::BirthDateAndNameWord];
+        let found = rules.into_iter().find_map(|rule| {
+            let mut hits: Vec<&Candidate> = candidates.iter().filter(|c| test(rule, c)).collect();
             if hits.len() > 1 {
                 hits.retain(|c| same_dob(c));
             }
-            (hits.len() == 1).then(|| (hits[0].id.to_owned(), *rule))
+            (hits.len() == 1).then(|| (hits[0].id.to_owned(), rule))
         });
         match found {
             Some(m) => {

@@ -258,7 +258,7 @@ impl Robots {
     /// The groups for `agent`: those naming it (case-insensitive), else those for `*`.
     fn groups_for(&self, agent: &str) -> Vec<&RobotsGroup> {
         let agent = agent.to_ascii_lowercase();
-        let named: Vec<_> = self.groups.iter().filter(|g| g.agents.iter().any(|a| *a == agent)).collect();
+        let named: Vec<_> = self.groups.iter().filter(|g| g.agents.contains(&agent)).collect();
         if !named.is_empty() {
             return named;
         }
@@ -519,9 +519,13 @@ impl Fetcher {
 
     /// One request. Transport errors, 429 and 5xx are retryable; a body over the cap is not.
     fn attempt(&self, url: &Url) -> Result<Attempt> {
-        let too_big = |n: String| Error::Http {
+        let too_big = |declared: Option<u64>| Error::Http {
             url: url.to_string(),
-            reason: format!("response of {n} bytes is over the cap of {} bytes; aborted", self.config.max_bytes),
+            reason: format!(
+                "response{} is over the cap of {} bytes; aborted",
+                declared.map(|n| format!(" of {n} bytes")).unwrap_or_default(),
+                self.config.max_bytes
+            ),
         };
         let response = match self.client.get(url.clone()).send() {
             Ok(r) => r,
@@ -539,12 +543,12 @@ impl Fetcher {
         }
         let declared = response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if let Some(n) = declared.filter(|n| *n > self.config.max_bytes) {
-            return Err(too_big(n.to_string()));
+            return Err(too_big(Some(n)));
         }
         let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let mut body = Vec::new();
         match response.take(self.config.max_bytes + 1).read_to_end(&mut body) {
-            Ok(_) if body.len() as u64 > self.config.max_bytes => Err(too_big("more than that".into())),
+            Ok(_) if body.len() as u64 > self.config.max_bytes => Err(too_big(None)),
             Ok(_) => Ok(Attempt::Done(status, content_type, body)),
             Err(e) if is_timeout(&e) => Ok(Attempt::Retry(format!("timed out reading the body ({} ms limit)", self.config.timeout_ms), None)),
             Err(e) => Ok(Attempt::Retry(format!("reading the body failed: {e}"), None)),

@@ -69,7 +69,7 @@ fn lora_loss_curve_is_golden_and_the_adapter_loads() {
     eprintln!("loss curve: {l:?}");
     assert!(l[5] < 0.9 * l[0], "the loss must fall: {l:?}");
     // Golden values (CPU, fp32, seed 42); a change to data, masking, loss or optimizer moves them.
-    let golden = [6.2692, 6.1994, 5.9241, 5.8603, 5.4832, 5.1596];
+    let golden = [6.9783, 6.9065, 6.8977, 6.4776, 6.2634, 6.2136];
     for (i, (a, b)) in l.iter().zip(golden).enumerate() {
         assert!((a - b).abs() < 2e-3, "step {}: loss {a:.4}, golden {b:.4}", i + 1);
     }
