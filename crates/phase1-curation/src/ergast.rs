@@ -203,7 +203,8 @@ fn scan_records(bytes: &[u8]) -> Vec<Record> {
 /// without a column we read, is an error.
 pub fn read_csv(path: &Path, columns: &[(&str, Kind)]) -> Result<(Table, Vec<Reject>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let parse_err = |line: Option<usize>, reason: String| Error::Parse { path: path.display().to_string(), line, reason };
+    let parse_err =
+        |line: Option<usize>, reason: String| Error::Parse { path: path.display().to_string(), line, reason };
     let records = scan_records(&bytes);
     let Some(header) = records.first() else {
         return Err(parse_err(Some(1), "empty file: expected a header line".into()));
@@ -216,7 +217,9 @@ pub fn read_csv(path: &Path, columns: &[(&str, Kind)]) -> Result<(Table, Vec<Rej
     for (column, _) in columns {
         match names.iter().position(|n| n == column) {
             Some(i) => needed = needed.max(i + 1),
-            None => return Err(parse_err(Some(1), format!("no column `{column}` in the header ({})", names.join(",")))),
+            None => {
+                return Err(parse_err(Some(1), format!("no column `{column}` in the header ({})", names.join(","))))
+            }
         }
     }
 
@@ -230,7 +233,8 @@ pub fn read_csv(path: &Path, columns: &[(&str, Kind)]) -> Result<(Table, Vec<Rej
             let reason = format!("{} fields, the header has {}", record.fields, names.len());
             rejects.push(Reject::line(path, record.line, reason));
         } else if record.fields < needed {
-            let reason = format!("{} fields, too few to reach column `{}` ({needed})", record.fields, names[needed - 1]);
+            let reason =
+                format!("{} fields, too few to reach column `{}` ({needed})", record.fields, names[needed - 1]);
             rejects.push(Reject::line(path, record.line, reason));
         } else {
             kept.extend_from_slice(&bytes[record.bytes.clone()]);
@@ -314,7 +318,13 @@ impl Ergast {
 
         let (t, r) = read_csv(
             &dir.join("races.csv"),
-            &[("raceId", Kind::Int), ("year", Kind::Int), ("round", Kind::Int), ("name", Kind::Text), ("date", Kind::OptText)],
+            &[
+                ("raceId", Kind::Int),
+                ("year", Kind::Int),
+                ("round", Kind::Int),
+                ("name", Kind::Text),
+                ("date", Kind::OptText),
+            ],
         )?;
         rejects.extend(r);
         let (ids, years, rounds, names, dates) =
@@ -374,8 +384,13 @@ impl Ergast {
             ],
         )?;
         rejects.extend(r);
-        let (races, drivers, pos, order, points) =
-            (t.ints("raceId")?, t.ints("driverId")?, t.ints("position")?, t.ints("positionOrder")?, t.floats("points")?);
+        let (races, drivers, pos, order, points) = (
+            t.ints("raceId")?,
+            t.ints("driverId")?,
+            t.ints("position")?,
+            t.ints("positionOrder")?,
+            t.floats("points")?,
+        );
         for row in 0..t.lines.len() {
             let position = match pos[row] {
                 Some(p) => match narrow(&t, row, "position", p, rejects) {
@@ -652,7 +667,9 @@ pub fn reconcile(f1db: &F1Db, ergast: &Ergast) -> Reconciliation {
     let show = |driver_id: i64| -> std::result::Result<String, String> {
         match matched.get(&driver_id) {
             Some((id, _)) => Ok(id.clone()),
-            None => Err(ergast.drivers.get(&driver_id).map(ErgastDriver::name).unwrap_or(format!("driverId {driver_id}"))),
+            None => {
+                Err(ergast.drivers.get(&driver_id).map(ErgastDriver::name).unwrap_or(format!("driverId {driver_id}")))
+            }
         }
     };
     let unmatched_in = |key: &str, ids: &[std::result::Result<String, String>], out: &mut Reconciliation| {
@@ -755,9 +772,7 @@ pub fn reconcile(f1db: &F1Db, ergast: &Ergast) -> Reconciliation {
         out.leaders_compared += 1;
         let ours: BTreeSet<&str> = ours_rows.iter().map(|s| s.driver_id.as_str()).collect();
         let theirs_set: BTreeSet<&str> = theirs.iter().filter_map(|r| r.as_deref().ok()).collect();
-        let points_agree = ours_rows
-            .iter()
-            .all(|o| theirs_rows.iter().all(|t| (o.points - t.points).abs() < 1e-6));
+        let points_agree = ours_rows.iter().all(|o| theirs_rows.iter().all(|t| (o.points - t.points).abs() < 1e-6));
         let ours_text = |rows: &[&crate::f1db::Standing]| {
             rows.iter().map(|s| format!("{} {}", s.driver_id, s.points)).collect::<Vec<_>>().join(" + ")
         };

@@ -133,7 +133,10 @@ pub struct FetchConfig {
 impl Default for FetchConfig {
     fn default() -> Self {
         FetchConfig {
-            user_agent: format!("f1-llm-curation/{} (+https://github.com/f1db/f1db; research crawler)", env!("CARGO_PKG_VERSION")),
+            user_agent: format!(
+                "f1-llm-curation/{} (+https://github.com/f1db/f1db; research crawler)",
+                env!("CARGO_PKG_VERSION")
+            ),
             cache_dir: PathBuf::from("data/cache/http"),
             min_interval_ms: 1000,
             max_retries: 4,
@@ -243,7 +246,9 @@ impl Robots {
                     in_agents = false;
                     let Some(group) = groups.last_mut() else { continue };
                     match key.as_str() {
-                        "crawl-delay" => group.crawl_delay = value.parse().ok().filter(|d: &f64| d.is_finite() && *d >= 0.0),
+                        "crawl-delay" => {
+                            group.crawl_delay = value.parse().ok().filter(|d: &f64| d.is_finite() && *d >= 0.0)
+                        }
                         // An empty Disallow allows everything: no rule.
                         _ if value.is_empty() => {}
                         k => group.rules.push((k == "allow", value.to_owned())),
@@ -277,7 +282,9 @@ impl Robots {
                 if pattern_matches(pattern, path) {
                     let better = match best {
                         None => true,
-                        Some((len, best_allow, _)) => pattern.len() > len || (pattern.len() == len && *allow && !best_allow),
+                        Some((len, best_allow, _)) => {
+                            pattern.len() > len || (pattern.len() == len && *allow && !best_allow)
+                        }
                     };
                     if better {
                         best = Some((pattern.len(), *allow, pattern));
@@ -444,7 +451,8 @@ impl Fetcher {
             std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
         };
         write(&body_path, &body)?;
-        let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::Http { url: url.into(), reason: e.to_string() })?;
+        let json =
+            serde_json::to_vec_pretty(&meta).map_err(|e| Error::Http { url: url.into(), reason: e.to_string() })?;
         write(&meta_path, &json)?;
         Ok(Page { meta, body, body_path, from_cache: false })
     }
@@ -458,7 +466,8 @@ impl Fetcher {
         }
         let origin = url.origin().ascii_serialization();
         if !self.robots.contains_key(&origin) {
-            let robots_url = url.join("/robots.txt").map_err(|e| Error::Http { url: url.to_string(), reason: e.to_string() })?;
+            let robots_url =
+                url.join("/robots.txt").map_err(|e| Error::Http { url: url.to_string(), reason: e.to_string() })?;
             let robots = match self.get(&robots_url, interval) {
                 Ok((status, _, body)) if status.is_success() => Robots::parse(&String::from_utf8_lossy(&body)),
                 Ok((status, _, _)) if status.is_client_error() => Robots::allow_all(),
@@ -501,9 +510,19 @@ impl Fetcher {
             let wait = match self.attempt(url)? {
                 Attempt::Done(status, content_type, body) => return Ok((status, content_type, body)),
                 Attempt::Retry(problem, retry_after) => {
+                    let max = Duration::from_millis(self.config.max_backoff_ms);
+                    // A server that asks for more patience than we have is not hammered early.
+                    if let Some(wait) = retry_after.filter(|w| *w > max) {
+                        return Err(Error::Http {
+                            url: url.to_string(),
+                            reason: format!(
+                                "{problem} with Retry-After {wait:?}, over max_backoff_ms ({max:?}); not retried"
+                            ),
+                        });
+                    }
                     last_problem = problem;
                     let backoff = Duration::from_millis(self.config.backoff_ms.saturating_mul(1 << attempt.min(20)));
-                    retry_after.unwrap_or(backoff).min(Duration::from_millis(self.config.max_backoff_ms))
+                    retry_after.unwrap_or(backoff).min(max)
                 }
             };
             if attempt < self.config.max_retries {
@@ -529,7 +548,9 @@ impl Fetcher {
         };
         let response = match self.client.get(url.clone()).send() {
             Ok(r) => r,
-            Err(e) if e.is_timeout() => return Ok(Attempt::Retry(format!("timed out ({} ms limit)", self.config.timeout_ms), None)),
+            Err(e) if e.is_timeout() => {
+                return Ok(Attempt::Retry(format!("timed out ({} ms limit)", self.config.timeout_ms), None))
+            }
             Err(e) => return Ok(Attempt::Retry(format!("request failed: {e}"), None)),
         };
         let status = response.status();
@@ -550,7 +571,9 @@ impl Fetcher {
         match response.take(self.config.max_bytes + 1).read_to_end(&mut body) {
             Ok(_) if body.len() as u64 > self.config.max_bytes => Err(too_big(None)),
             Ok(_) => Ok(Attempt::Done(status, content_type, body)),
-            Err(e) if is_timeout(&e) => Ok(Attempt::Retry(format!("timed out reading the body ({} ms limit)", self.config.timeout_ms), None)),
+            Err(e) if is_timeout(&e) => {
+                Ok(Attempt::Retry(format!("timed out reading the body ({} ms limit)", self.config.timeout_ms), None))
+            }
             Err(e) => Ok(Attempt::Retry(format!("reading the body failed: {e}"), None)),
         }
     }
@@ -689,7 +712,9 @@ pub fn source_files(name: &str) -> Result<Vec<SourceFile>> {
         "livetiming" => LIVETIMING_SESSIONS
             .iter()
             .flat_map(|s| LIVETIMING_STREAMS.iter().map(move |st| (s, st)))
-            .map(|(s, st)| file(format!("{LIVETIMING_BASE}{s}{st}.jsonStream"), format!("livetiming/{s}{st}.jsonStream")))
+            .map(|(s, st)| {
+                file(format!("{LIVETIMING_BASE}{s}{st}.jsonStream"), format!("livetiming/{s}{st}.jsonStream"))
+            })
             .collect(),
         other => {
             return Err(Error::Http {

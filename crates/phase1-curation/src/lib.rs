@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 pub mod article;
+pub mod curate;
 pub mod ergast;
 pub mod error;
 pub mod f1db;

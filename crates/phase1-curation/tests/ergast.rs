@@ -145,4 +145,3 @@ fn a_missing_column_or_file_is_an_error_naming_it() {
     let err = Ergast::load(&dir.path().join("nowhere")).expect_err("no CSVs");
     assert!(err.to_string().contains("races.csv"), "{err}");
 }
-

@@ -107,9 +107,12 @@ fn handle(mut stream: TcpStream, log: &Mutex<Vec<(String, Instant)>>) {
         "/robots.txt" => respond(&mut stream, "200 OK", &[("Content-Type", "text/plain".into())], ROBOTS.as_bytes()),
         "/flaky" if seen == 1 => respond(&mut stream, "429 Too Many Requests", &[("Retry-After", "1".into())], b""),
         "/flaky" => respond(&mut stream, "200 OK", &html(), b"<html><body>ok</body></html>"),
+        "/slow-down" => respond(&mut stream, "503 Service Unavailable", &[("Retry-After", "3600".into())], b""),
         "/error" => respond(&mut stream, "500 Internal Server Error", &[], b"boom"),
         "/hang" => thread::sleep(Duration::from_secs(2)),
-        "/big" => respond(&mut stream, "200 OK", &[("Content-Length", (1536 * 1024).to_string())], &vec![b'x'; 1536 * 1024]),
+        "/big" => {
+            respond(&mut stream, "200 OK", &[("Content-Length", (1536 * 1024).to_string())], &vec![b'x'; 1536 * 1024])
+        }
         // No Content-Length: the cap must stop the read itself.
         "/big-stream" => respond(&mut stream, "200 OK", &[], &vec![b'x'; 1536 * 1024]),
         "/data.json" => respond(&mut stream, "200 OK", &[("Content-Type", "application/json".into())], b"{\"a\":1}"),
@@ -212,6 +215,16 @@ fn gives_up_on_500_after_the_retries_naming_the_url() {
 }
 
 #[test]
+fn a_retry_after_over_the_cap_is_not_retried() {
+    let server = Server::start();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut fetcher = Fetcher::new(config(&cache)).expect("client");
+    let (_, reason) = http_reason(fetcher.fetch(&server.url("/slow-down")).expect_err("503"));
+    assert!(reason.contains("Retry-After 3600s") && reason.contains("not retried"), "{reason}");
+    assert_eq!(server.hits("/slow-down").len(), 1);
+}
+
+#[test]
 fn a_hanging_server_times_out_naming_the_url() {
     let server = Server::start();
     let cache = tempfile::tempdir().expect("tempdir");
@@ -280,7 +293,10 @@ fn the_crawler_skips_disallowed_and_non_html_seeds_and_says_why() {
     assert_eq!(titles, ["Brabham", "Brawn GP"]);
     let reasons: Vec<String> = crawl.rejects.iter().map(ToString::to_string).collect();
     assert_eq!(reasons.len(), 4, "{reasons:#?}");
-    assert!(reasons[0].contains("/private/secret.html") && reasons[0].contains("disallowed by robots.txt (Disallow: /private)"));
+    assert!(
+        reasons[0].contains("/private/secret.html")
+            && reasons[0].contains("disallowed by robots.txt (Disallow: /private)")
+    );
     assert!(reasons[1].contains("/data.json") && reasons[1].contains("not an HTML page (application/json)"));
     assert!(reasons[2].contains("/error") && reasons[2].contains("gave up"));
     assert!(reasons[3].contains("/nonexistent/page.html"));

@@ -159,3 +159,40 @@ fn configs_report_typos_and_sweeps_expand() {
     assert_eq!(runs[2].name, "lora-r32");
     assert!(runs[2].output_dir.ends_with("lora-r32"));
 }
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_from_its_last_checkpoint() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = setup(dir.path(), Method::Lora, "killed");
+    cfg.train.epochs = 60; // 180 steps: long enough to be killed mid-run
+    cfg.train.eval_every = 0;
+    cfg.train.save_every = 2;
+    cfg.train.sample_prompts = 0;
+    let yaml = dir.path().join("killed.yaml");
+    std::fs::write(&yaml, serde_yaml::to_string(&cfg).expect("yaml")).expect("write");
+    let bin = env!("CARGO_BIN_EXE_phase3-training");
+    let mut child = std::process::Command::new(bin).args(["train", "--config"]).arg(&yaml).stderr(std::process::Stdio::null()).spawn().expect("spawn");
+    let first = cfg.output_dir.join("checkpoints/step-000004");
+    let started = std::time::Instant::now();
+    while !first.exists() {
+        assert!(started.elapsed().as_secs() < 120, "no checkpoint appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert!(!cfg.output_dir.join("summary.json").exists(), "the run finished before it could be killed");
+    let status = std::process::Command::new(bin).args(["train", "--resume", "--config"]).arg(&yaml).stderr(std::process::Stdio::null()).status().expect("resume");
+    assert!(status.success());
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cfg.output_dir.join("summary.json")).expect("summary")).expect("json");
+    assert_eq!(summary["steps"], 180);
+    assert!(summary["resumed_from"].as_str().is_some_and(|p| p.contains("step-")));
+    // The resumed run's losses equal an uninterrupted run's.
+    let mut whole = cfg.clone();
+    whole.output_dir = dir.path().join("whole");
+    train(&whole, false).expect("whole run");
+    let (a, b) = (losses(&whole.output_dir), losses(&cfg.output_dir));
+    assert_eq!(a.len(), 180);
+    assert_eq!(a.len(), b.len());
+    assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6));
+}

@@ -1,0 +1,256 @@
+//! The data card written next to the outputs, as JSON and Markdown: counts per source,
+//! category, difficulty and split; licenses and attributions; sha256 of every input and
+//! output; every reject with its reason; and per stage the accounting identity
+//! inputs = outputs + rejects, checked by [`Stage::check`] before anything is written.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::benchmark::Selection;
+use super::config::CurationConfig;
+use super::leakage::LeakageReport;
+use crate::{Error, Reject, Result};
+
+/// One stage's accounting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Stage {
+    /// Name (`facts`, `pairs`, `split`, ...).
+    pub name: String,
+    /// What the inputs are.
+    pub unit: String,
+    /// Records in.
+    pub inputs: usize,
+    /// Records out.
+    pub outputs: usize,
+    /// Records rejected (each listed in the card).
+    pub rejects: usize,
+}
+
+impl Stage {
+    /// A stage record.
+    pub fn new(name: &str, unit: &str, inputs: usize, outputs: usize, rejects: usize) -> Stage {
+        Stage { name: name.into(), unit: unit.into(), inputs, outputs, rejects }
+    }
+
+    /// Err unless inputs = outputs + rejects.
+    pub fn check(&self) -> Result<()> {
+        if self.inputs == self.outputs + self.rejects {
+            Ok(())
+        } else {
+            Err(Error::Curation {
+                stage: self.name.clone(),
+                reason: format!(
+                    "accounting broken: {} {} in, {} out + {} rejected; this is a bug in the stage",
+                    self.inputs, self.unit, self.outputs, self.rejects
+                ),
+            })
+        }
+    }
+}
+
+/// A file read or written, with its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FileHash {
+    /// Path (inputs: relative to the mirror; outputs: file name).
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Lowercase hex sha256.
+    pub sha256: String,
+}
+
+/// A source's terms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct License {
+    /// Source.
+    pub source: String,
+    /// License.
+    pub license: String,
+    /// Attribution or conditions.
+    pub attribution: String,
+}
+
+/// A reject tagged with the stage that made it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StageReject {
+    /// Stage.
+    pub stage: String,
+    /// The reject.
+    #[serde(flatten)]
+    pub reject: Reject,
+}
+
+/// Counts by one key.
+pub type Counts = BTreeMap<String, usize>;
+
+/// The whole card.
+#[derive(Clone, Debug, Serialize)]
+pub struct DataCard {
+    /// `phase1-curation run` or `phase1-curation import`.
+    pub command: String,
+    /// The resolved config (absent for import).
+    pub config: Option<CurationConfig>,
+    /// Why the period is what it is.
+    pub period_note: String,
+    /// The rule behind `difficulty`.
+    pub difficulty_rule: String,
+    /// Terms of each source.
+    pub licenses: Vec<License>,
+    /// Inputs and hashes.
+    pub inputs: Vec<FileHash>,
+    /// Outputs and hashes.
+    pub outputs: Vec<FileHash>,
+    /// Facts available (after checks) per category.
+    pub facts_available: Counts,
+    /// Facts selected for pairs per category.
+    pub facts_selected: Counts,
+    /// Pairs per source.
+    pub pairs_by_source: Counts,
+    /// Pairs per category.
+    pub pairs_by_category: Counts,
+    /// Pairs per difficulty.
+    pub pairs_by_difficulty: Counts,
+    /// Pairs per split.
+    pub pairs_by_split: Counts,
+    /// Pairs per `category/split`.
+    pub pairs_by_category_split: Counts,
+    /// Benchmark questions per category.
+    pub benchmark_by_category: Counts,
+    /// Per difficulty.
+    pub benchmark_by_difficulty: Counts,
+    /// Per template.
+    pub benchmark_by_template: Counts,
+    /// Per answer letter.
+    pub benchmark_by_answer: Counts,
+    /// Control and taught counts.
+    pub benchmark_by_control: Counts,
+    /// How the benchmark was drawn.
+    pub benchmark_selection: Option<Selection>,
+    /// The leakage gate's measurements.
+    pub leakage: Option<LeakageReport>,
+    /// Accounting per stage.
+    pub stages: Vec<Stage>,
+    /// Every reject.
+    pub rejects: Vec<StageReject>,
+}
+
+/// The terms of the three sources (and of imported data).
+pub fn licenses() -> Vec<License> {
+    vec![
+        License {
+            source: "f1db".into(),
+            license: "CC BY 4.0".into(),
+            attribution: "F1DB, https://github.com/f1db/f1db".into(),
+        },
+        License {
+            source: "wikipedia".into(),
+            license: "CC BY-SA 4.0".into(),
+            attribution: "Wikipedia contributors; each pair's provenance names the page revision. Derived pairs are shared alike.".into(),
+        },
+        License {
+            source: "livetiming".into(),
+            license: "none stated".into(),
+            attribution: "Formula 1 live-timing data (via FastF1's test data): parsing and tests only; do not redistribute pairs derived from it.".into(),
+        },
+    ]
+}
+
+fn table(out: &mut String, title: &str, counts: &Counts) {
+    if counts.is_empty() {
+        return;
+    }
+    let total: usize = counts.values().sum();
+    let _ = writeln!(out, "\n### {title}\n\n| key | count |\n|---|---:|");
+    for (k, v) in counts {
+        let _ = writeln!(out, "| {k} | {v} |");
+    }
+    let _ = writeln!(out, "| **total** | {total} |");
+}
+
+impl DataCard {
+    /// Check every stage's identity.
+    pub fn check(&self) -> Result<()> {
+        self.stages.iter().try_for_each(Stage::check)
+    }
+
+    /// The Markdown rendering.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# Data card: {}\n", self.command);
+        let _ = writeln!(s, "Generated by `phase1-curation` (issue #3). Machine-readable copy: `data_card.json`.\n");
+        let _ = writeln!(s, "**Period.** {}\n", self.period_note);
+        let _ = writeln!(s, "**Difficulty.** {}\n", self.difficulty_rule);
+        let _ = writeln!(s, "## Licenses and attribution\n\n| source | license | attribution / use |\n|---|---|---|");
+        for l in &self.licenses {
+            let _ = writeln!(s, "| {} | {} | {} |", l.source, l.license, l.attribution);
+        }
+        let _ = writeln!(s, "\n## Counts");
+        table(&mut s, "Facts available per category", &self.facts_available);
+        table(&mut s, "Facts selected per category", &self.facts_selected);
+        table(&mut s, "Pairs per source", &self.pairs_by_source);
+        table(&mut s, "Pairs per category", &self.pairs_by_category);
+        table(&mut s, "Pairs per difficulty", &self.pairs_by_difficulty);
+        table(&mut s, "Pairs per split", &self.pairs_by_split);
+        table(&mut s, "Pairs per category and split", &self.pairs_by_category_split);
+        table(&mut s, "Benchmark per category", &self.benchmark_by_category);
+        table(&mut s, "Benchmark per difficulty", &self.benchmark_by_difficulty);
+        table(&mut s, "Benchmark per template", &self.benchmark_by_template);
+        table(&mut s, "Benchmark per answer letter", &self.benchmark_by_answer);
+        table(&mut s, "Benchmark control vs taught", &self.benchmark_by_control);
+        if let Some(sel) = &self.benchmark_selection {
+            let _ = writeln!(
+                s,
+                "\nBenchmark candidates: {} ({} taught, {} untaught, {} mixed and dropped); targets {} control + {} taught.",
+                sel.candidates, sel.taught, sel.untaught, sel.mixed, sel.control_target, sel.taught_target
+            );
+        }
+        if let Some(l) = &self.leakage {
+            let _ = writeln!(
+                s,
+                "\n## Leakage gate\n\nNear-duplicate threshold (word 3-shingle Jaccard): {}. Benchmark questions: {}, training \
+                 questions: {}; highest similarity: {:.3}; leaks: {}.\n\nWord 8-gram overlap: {} of {} benchmark questions share \
+                 at least one 8-gram with the training text; {} of {} distinct benchmark 8-grams occur in it.",
+                l.threshold,
+                l.benchmark_questions,
+                l.training_questions,
+                l.max_similarity,
+                l.leaks.len(),
+                l.questions_with_shared_8gram,
+                l.benchmark_questions,
+                l.shared_8grams,
+                l.benchmark_8grams
+            );
+        }
+        let _ = writeln!(s, "\n## Accounting (inputs = outputs + rejects)\n\n| stage | unit | inputs | outputs | rejects |\n|---|---|---:|---:|---:|");
+        for st in &self.stages {
+            let _ = writeln!(s, "| {} | {} | {} | {} | {} |", st.name, st.unit, st.inputs, st.outputs, st.rejects);
+        }
+        for (title, files) in [("Inputs", &self.inputs), ("Outputs", &self.outputs)] {
+            let _ = writeln!(s, "\n## {title}\n\n| file | bytes | sha256 |\n|---|---:|---|");
+            for f in files {
+                let _ = writeln!(s, "| {} | {} | `{}` |", f.path, f.bytes, f.sha256);
+            }
+        }
+        let _ = writeln!(s, "\n## Rejects ({})\n", self.rejects.len());
+        if self.rejects.is_empty() {
+            let _ = writeln!(s, "None.");
+        }
+        for r in &self.rejects {
+            let _ = writeln!(s, "- [{}] {}", r.stage, r.reject.to_string().replace('|', "\\|"));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_is_checked() {
+        assert!(Stage::new("pairs", "pairs", 10, 7, 3).check().is_ok());
+        assert!(Stage::new("pairs", "pairs", 10, 7, 2).check().is_err());
+    }
+}
