@@ -21,7 +21,7 @@ pub const PHASES: &[&str] = &[
 ];
 
 /// Benchmarks run by `cargo xtask bench`, as (package, bench target).
-const BENCHES: &[(&str, &str)] = &[("f1-core", "decode")];
+const BENCHES: &[(&str, &str)] = &[("f1-core", "decode"), ("phase3-training", "train_step")];
 
 /// A cargo command with the project environment, run from the root.
 pub fn cargo(paths: &Paths) -> Command {
