@@ -425,7 +425,7 @@ impl Llama {
     /// `attention_mask` (B, past + T) marks real tokens with 1 and padding with 0 (left padding
     /// for generation, right padding for scoring); `None` means no padding. With a `cache`, the
     /// new tokens attend to everything cached and are appended to it.
-    pub fn forward_hidden(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>, mut cache: Option<&mut KvCache>) -> Tensor {
+    pub fn forward_hidden(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>, cache: Option<&mut KvCache>) -> Tensor {
         let (b, t) = input_ids.size2().expect("input_ids is (B, T)");
         let past = cache.as_ref().map_or(0, |c| c.len() as i64);
         let total = past + t;
@@ -440,15 +440,22 @@ impl Llama {
         let positions = (attn.to_kind(Kind::Int64).cumsum(1, Kind::Int64) - 1).clamp_min(0);
         let position_ids = positions.narrow(1, past, t); // (B, T)
         let mask = self.attention_mask(&attn, past, t);
-        let rope = self.rotary.at(&position_ids, self.dtype);
-        let mut xs = Tensor::embedding(&self.embed_tokens, input_ids, -1, false, false);
-        for (i, layer) in self.layers.iter().enumerate() {
-            xs = layer.forward(&xs, &rope, &mask, cache.as_deref_mut().map(|c| (c, i)));
-        }
-        if let Some(cache) = cache {
-            cache.len += t as usize;
-        }
-        self.norm.forward(&xs)
+        self.run(input_ids, &position_ids, &mask, cache)
+    }
+
+    /// Hidden states for packed sequences: several examples share a row, told apart by
+    /// `segment_ids` (B, T) (1, 2, ... per example; 0 for padding), with `position_ids` (B, T)
+    /// restarting at 0 for each example. A token attends only to earlier tokens of its own
+    /// example, so packing changes nothing about what each example sees.
+    pub fn forward_hidden_packed(&self, input_ids: &Tensor, segment_ids: &Tensor, position_ids: &Tensor) -> Tensor {
+        let device = self.device;
+        let seg = segment_ids.to_device(device);
+        let t = seg.size()[1];
+        let causal = Tensor::ones([t, t], (Kind::Bool, device)).tril(0).unsqueeze(0); // (1, T, T)
+        let same = seg.unsqueeze(2).eq_tensor(&seg.unsqueeze(1)).logical_and(&seg.ne(0).unsqueeze(1)); // (B, T, T)
+        let diag = Tensor::eye(t, (Kind::Bool, device)).unsqueeze(0);
+        let mask = same.logical_and(&causal).logical_or(&diag).unsqueeze(1);
+        self.run(input_ids, &position_ids.to_device(device), &mask, None)
     }
 
     /// Boolean mask (B, 1, T, past + T): query i (absolute past + i) may attend key j when j is
@@ -466,6 +473,19 @@ impl Llama {
         let diag = k_pos.eq_tensor(&q_pos);
         let mask = allowed.unsqueeze(0).logical_and(&attn.unsqueeze(1)); // (B, T, total)
         mask.logical_or(&diag.unsqueeze(0)).unsqueeze(1)
+    }
+
+    fn run(&self, input_ids: &Tensor, position_ids: &Tensor, mask: &Tensor, mut cache: Option<&mut KvCache>) -> Tensor {
+        let t = input_ids.size()[1];
+        let rope = self.rotary.at(position_ids, self.dtype);
+        let mut xs = Tensor::embedding(&self.embed_tokens, &input_ids.to_device(self.device), -1, false, false);
+        for (i, layer) in self.layers.iter().enumerate() {
+            xs = layer.forward(&xs, &rope, mask, cache.as_deref_mut().map(|c| (c, i)));
+        }
+        if let Some(cache) = cache {
+            cache.len += t as usize;
+        }
+        self.norm.forward(&xs)
     }
 
     /// Project hidden states (..., hidden) to vocabulary logits (..., vocab).

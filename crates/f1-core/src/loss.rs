@@ -22,11 +22,24 @@ pub struct LossParts {
     pub correct: i64,
 }
 
-/// Loss of `model` on `input_ids` (B, T) with `attention_mask` (B, T) and `labels` (B, T),
-/// where `labels[b, t]` is the token expected at position t (usually `input_ids[b, t]`) or
+/// How the rows of a batch are laid out.
+#[derive(Debug, Clone, Copy)]
+pub enum Layout<'a> {
+    /// One example per row, right-padded; the (B, T) mask marks real tokens.
+    Padded(&'a Tensor),
+    /// Several examples per row: (B, T) segment ids and per-example position ids
+    /// (see [`Llama::forward_hidden_packed`]).
+    Packed(&'a Tensor, &'a Tensor),
+}
+
+/// Loss of `model` on `input_ids` (B, T) laid out as `layout`, with `labels` (B, T), where
+/// `labels[b, t]` is the token expected at position t (usually `input_ids[b, t]`) or
 /// [`IGNORE`]. The prediction for position t comes from position t-1.
-pub fn masked_lm_loss(model: &Llama, input_ids: &Tensor, attention_mask: &Tensor, labels: &Tensor) -> LossParts {
-    let hidden = model.forward_hidden(input_ids, Some(attention_mask), None); // (B, T, C)
+pub fn masked_lm_loss(model: &Llama, input_ids: &Tensor, layout: Layout, labels: &Tensor) -> LossParts {
+    let hidden = match layout {
+        Layout::Padded(mask) => model.forward_hidden(input_ids, Some(mask), None),
+        Layout::Packed(segments, positions) => model.forward_hidden_packed(input_ids, segments, positions),
+    }; // (B, T, C)
     let (b, t, c) = hidden.size3().expect("hidden is (B, T, C)");
     // Shift: hidden[:, :-1] predicts labels[:, 1:].
     let h = hidden.narrow(1, 0, t - 1).reshape([b * (t - 1), c]);

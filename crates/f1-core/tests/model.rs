@@ -209,3 +209,33 @@ fn sliding_window_limits_what_a_one_layer_model_sees() {
     let tail = tch::no_grad(|| model.forward(&ids(&seq[seq.len() - 4..]), None, None));
     assert!(max_abs_diff(&full.get(0).get(-1), &tail.get(0).get(-1)) > 1e-3);
 }
+
+#[test]
+fn packed_rows_give_the_same_loss_as_padded_rows() {
+    use f1_core::loss::{masked_lm_loss, Layout, IGNORE};
+    let cfg = tiny_config("llama");
+    let (_vs, model) = random_model(&cfg, 10);
+    let a: Vec<i64> = vec![256, 5, 6, 7, 258];
+    let b: Vec<i64> = vec![256, 40, 41, 42, 43, 44, 258];
+    let la: Vec<i64> = vec![IGNORE, IGNORE, 6, 7, 258];
+    let lb: Vec<i64> = vec![IGNORE, IGNORE, IGNORE, 42, 43, 44, 258];
+    // Padded: two rows, right-padded to 7.
+    let pad = |v: &[i64], fill: i64| v.iter().copied().chain(std::iter::repeat(fill)).take(7).collect::<Vec<_>>();
+    let ids = Tensor::from_slice(&[pad(&a, 0), pad(&b, 0)].concat()).view([2, 7]);
+    let mask = Tensor::from_slice(&[pad(&[1; 5], 0), pad(&[1; 7], 0)].concat()).view([2, 7]);
+    let labels = Tensor::from_slice(&[pad(&la, IGNORE), pad(&lb, IGNORE)].concat()).view([2, 7]);
+    let padded = tch::no_grad(|| masked_lm_loss(&model, &ids, Layout::Padded(&mask), &labels));
+    // Packed: one row of 12 with segments 1 and 2 and restarting positions.
+    let ids = Tensor::from_slice(&[a.clone(), b.clone()].concat()).view([1, 12]);
+    let seg = Tensor::from_slice(&[vec![1i64; 5], vec![2i64; 7]].concat()).view([1, 12]);
+    let pos = Tensor::from_slice(&[(0..5).collect::<Vec<i64>>(), (0..7).collect()].concat()).view([1, 12]);
+    let labels = Tensor::from_slice(&[la, lb].concat()).view([1, 12]);
+    let packed = tch::no_grad(|| masked_lm_loss(&model, &ids, Layout::Packed(&seg, &pos), &labels));
+    assert_eq!((padded.tokens, packed.tokens), (7, 7));
+    let (x, y) = (padded.sum.double_value(&[]), packed.sum.double_value(&[]));
+    assert!((x - y).abs() < 1e-4, "padded {x} vs packed {y}");
+    // Without segments the second example would see the first: the loss changes.
+    let leaky = tch::no_grad(|| model.forward_hidden(&ids, None, None));
+    let sealed = tch::no_grad(|| model.forward_hidden_packed(&ids, &seg, &pos));
+    assert!(max_abs_diff(&leaky.narrow(1, 5, 7), &sealed.narrow(1, 5, 7)) > 1e-3);
+}

@@ -1,8 +1,110 @@
-//! `phase1-curation`: Phase 1: curate F1 sources into a knowledge base, an instruction dataset and a benchmark.
+//! `phase1-curation`: curate F1 sources into instruction pairs, splits, a multiple-choice
+//! benchmark and a data card (issue #3), or import a user's JSONL into the same layout.
+//!
+//! `run --config config/study.yaml [--profile default|quick] [--out data/]` writes
+//! `<out>/curated/`; `import --input FILE.jsonl --out DIR` writes `DIR/`. Relative paths are
+//! resolved against `$F1_ROOT` when set (as `cargo xtask run-all` does), else the current folder.
 
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-fn main() -> ExitCode {
-    eprintln!("{}: not built yet (tracked in issue #3); nothing was run", phase1_curation::PHASE);
-    ExitCode::from(2)
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::ProgressBar;
+use phase1_curation::curate::{config::CurationConfig, import, pipeline};
+
+#[derive(Parser)]
+#[command(name = "phase1-curation", about = "Phase 1: curate F1 sources into pairs, splits, a benchmark and a data card")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Curate the sources of the mirror per the `curation:` section of the study config.
+    Run {
+        /// The study config.
+        #[arg(long, default_value = "config/study.yaml")]
+        config: PathBuf,
+        /// `default` or a profile under `curation.profiles` (`quick`).
+        #[arg(long, default_value = "default")]
+        profile: String,
+        /// Output root; files go to `<out>/curated/`.
+        #[arg(long, default_value = "data")]
+        out: PathBuf,
+    },
+    /// Turn a JSONL of chat, Alpaca or prompt/completion records into splits and a data card.
+    Import {
+        /// The JSONL file.
+        #[arg(long)]
+        input: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the split.
+        #[arg(long, default_value_t = 20_240_601)]
+        seed: u64,
+    },
+}
+
+/// A relative path against `$F1_ROOT` when set.
+fn resolve(p: &Path) -> PathBuf {
+    match std::env::var_os("F1_ROOT") {
+        Some(root) if p.is_relative() => PathBuf::from(root).join(p),
+        _ => p.to_path_buf(),
+    }
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let started = Instant::now();
+    match Cli::parse().command {
+        Command::Run { config, profile, out } => {
+            let config = resolve(&config);
+            let cfg = CurationConfig::load(&config, &profile)
+                .with_context(|| format!("reading the `curation:` section of {}; hint: see config/study.yaml for the keys", config.display()))?;
+            let mirror = phase1_curation::data_dir();
+            let out = resolve(&out);
+            let spinner = ProgressBar::new_spinner();
+            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+            spinner.set_message(format!("loading sources from {}", mirror.display()));
+            let inputs = pipeline::load_inputs(&mirror, &cfg.sources).with_context(|| {
+                format!("loading sources from {}; hint: set F1_DATA to the mirror, or fix `curation.sources`", mirror.display())
+            })?;
+            spinner.set_message("curating pairs and benchmark");
+            let mut curated = pipeline::curate(&inputs, &cfg).context("curating")?;
+            let dir = out.join("curated");
+            spinner.set_message(format!("writing {}", dir.display()));
+            pipeline::write(&mut curated, &dir).with_context(|| format!("writing {}", dir.display()))?;
+            spinner.finish_and_clear();
+            let card = &curated.card;
+            tracing::info!(
+                pairs = curated.pairs.len(),
+                benchmark = curated.questions.len(),
+                splits = ?card.pairs_by_split,
+                categories = ?card.pairs_by_category,
+                control = ?card.benchmark_by_control,
+                seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+                "wrote {}",
+                dir.display()
+            );
+        }
+        Command::Import { input, out, seed } => {
+            let (input, out) = (resolve(&input), resolve(&out));
+            let curated = import::import(&input, &out, seed, CurationConfig::default().near_duplicate)
+                .with_context(|| format!("importing {}; hint: one JSON object per line (messages, instruction/output or prompt/completion)", input.display()))?;
+            tracing::info!(
+                pairs = curated.pairs.len(),
+                rejects = curated.card.rejects.len(),
+                splits = ?curated.card.pairs_by_split,
+                "wrote {}",
+                out.display()
+            );
+        }
+    }
+    Ok(())
 }

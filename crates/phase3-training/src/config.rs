@@ -37,11 +37,13 @@ pub struct DataConfig {
     pub max_train_examples: Option<usize>,
     /// Use at most this many validation examples.
     pub max_eval_examples: Option<usize>,
+    /// Pack several examples into each row of `max_seq_len` tokens (no cross-example attention).
+    pub packing: bool,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { train: "data/curated/train.jsonl".into(), validation: "data/curated/validation.jsonl".into(), max_seq_len: 256, max_train_examples: None, max_eval_examples: Some(200) }
+        DataConfig { train: "data/curated/train.jsonl".into(), validation: "data/curated/validation.jsonl".into(), max_seq_len: 256, max_train_examples: None, max_eval_examples: Some(200), packing: false }
     }
 }
 

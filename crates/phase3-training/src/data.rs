@@ -138,51 +138,91 @@ pub fn preflight(model: &LoadedModel, examples: &[Example], show: usize) -> Resu
     Ok(())
 }
 
-/// A padded micro-batch.
+/// A micro-batch: each row holds one example (padded) or several (packed).
 #[derive(Debug)]
 pub struct Batch {
     /// (B, T) token ids, right-padded.
     pub input_ids: Tensor,
     /// (B, T) 1 for real tokens.
     pub attention_mask: Tensor,
+    /// (B, T) example number within the row (1, 2, ...; 0 on padding), when packed.
+    pub segment_ids: Option<Tensor>,
+    /// (B, T) position within the example, when packed.
+    pub position_ids: Option<Tensor>,
     /// (B, T) labels, [`IGNORE`] on prompt and padding.
     pub labels: Tensor,
     /// Real (non-pad) tokens in the batch.
     pub tokens: usize,
 }
 
-/// Pad `examples` (by index) into one batch; padding uses `pad` ids but is never labelled,
-/// so an EOS used as pad is still learned where it really ends a reply.
-pub fn collate(examples: &[Example], idx: &[usize], pad: i64) -> Batch {
-    let t = idx.iter().map(|&i| examples[i].input_ids.len()).max().unwrap_or(1);
-    let b = idx.len();
-    let (mut ids, mut mask, mut labels) = (vec![pad; b * t], vec![0i64; b * t], vec![IGNORE; b * t]);
-    let mut tokens = 0;
-    for (r, &i) in idx.iter().enumerate() {
-        let ex = &examples[i];
-        for (j, (&x, &y)) in ex.input_ids.iter().zip(&ex.labels).enumerate() {
-            ids[r * t + j] = x;
-            mask[r * t + j] = 1;
-            labels[r * t + j] = y;
-        }
-        tokens += ex.input_ids.len();
+impl Batch {
+    /// The layout for [`f1_core::loss::masked_lm_loss`], on `device`.
+    pub fn to_device(&self, device: tch::Device) -> (Tensor, Tensor, Option<(Tensor, Tensor)>, Tensor) {
+        let packed = self.segment_ids.as_ref().zip(self.position_ids.as_ref()).map(|(s, p)| (s.to_device(device), p.to_device(device)));
+        (self.input_ids.to_device(device), self.attention_mask.to_device(device), packed, self.labels.to_device(device))
     }
-    let shape = [b as i64, t as i64];
-    Batch { input_ids: Tensor::from_slice(&ids).view(shape), attention_mask: Tensor::from_slice(&mask).view(shape), labels: Tensor::from_slice(&labels).view(shape), tokens }
 }
 
-/// The order of micro-batches for one epoch: shuffled with `seed + epoch`, grouped by length
-/// inside windows of 64 batches (so padding stays small but order stays random), then the
-/// batches themselves shuffled. Deterministic, so a resumed run sees the same order.
-pub fn epoch_batches(examples: &[Example], batch_size: usize, seed: u64, epoch: usize) -> Vec<Vec<usize>> {
+/// Pad rows of examples (each row a list of example indices) into one batch. Padding uses
+/// `pad` ids but is never labelled, so an EOS used as pad is still learned where it really
+/// ends a reply. With `packed`, rows carry segment and position ids so examples sharing a row
+/// never attend to each other.
+pub fn collate(examples: &[Example], rows: &[Vec<usize>], pad: i64, packed: bool) -> Batch {
+    let len = |row: &Vec<usize>| row.iter().map(|&i| examples[i].input_ids.len()).sum::<usize>();
+    let t = rows.iter().map(len).max().unwrap_or(1).max(1);
+    let b = rows.len();
+    let (mut ids, mut mask, mut labels) = (vec![pad; b * t], vec![0i64; b * t], vec![IGNORE; b * t]);
+    let (mut seg, mut pos) = (vec![0i64; b * t], vec![0i64; b * t]);
+    let mut tokens = 0;
+    for (r, row) in rows.iter().enumerate() {
+        let mut j = r * t;
+        for (s, &i) in row.iter().enumerate() {
+            let ex = &examples[i];
+            for (p, (&x, &y)) in ex.input_ids.iter().zip(&ex.labels).enumerate() {
+                ids[j] = x;
+                mask[j] = 1;
+                labels[j] = y;
+                seg[j] = s as i64 + 1;
+                pos[j] = p as i64;
+                j += 1;
+            }
+            tokens += ex.input_ids.len();
+        }
+    }
+    let shape = [b as i64, t as i64];
+    let t = |v: Vec<i64>| Tensor::from_slice(&v).view(shape);
+    let (segment_ids, position_ids) = if packed { (Some(t(seg)), Some(t(pos))) } else { (None, None) };
+    Batch { input_ids: t(ids), attention_mask: t(mask), segment_ids, position_ids, labels: t(labels), tokens }
+}
+
+/// The micro-batches of one epoch, each a list of rows of example indices. Examples are
+/// shuffled with `seed + epoch`. Unpacked: one example per row, grouped by length inside
+/// windows of 64 batches (little padding, order still random), batches shuffled. Packed:
+/// examples fill rows of up to `max_len` tokens in shuffled order (first fit), rows are
+/// grouped into batches. Deterministic, so a resumed run sees the same order.
+pub fn epoch_batches(examples: &[Example], batch_size: usize, seed: u64, epoch: usize, packing: Option<usize>) -> Vec<Vec<Vec<usize>>> {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_add(epoch as u64 * 1_000_003));
     let mut order: Vec<usize> = (0..examples.len()).collect();
     order.shuffle(&mut rng);
+    if let Some(max_len) = packing {
+        let mut rows: Vec<(usize, Vec<usize>)> = vec![];
+        for i in order {
+            let n = examples[i].input_ids.len();
+            match rows.iter_mut().find(|(used, _)| used + n <= max_len) {
+                Some((used, row)) => {
+                    *used += n;
+                    row.push(i);
+                }
+                None => rows.push((n, vec![i])),
+            }
+        }
+        return rows.into_iter().map(|(_, r)| r).collect::<Vec<_>>().chunks(batch_size).map(<[Vec<usize>]>::to_vec).collect();
+    }
     let mut batches = vec![];
     for window in order.chunks(batch_size * 64) {
         let mut w = window.to_vec();
         w.sort_by_key(|&i| examples[i].input_ids.len());
-        batches.extend(w.chunks(batch_size).map(<[usize]>::to_vec));
+        batches.extend(w.chunks(batch_size).map(|c| c.iter().map(|&i| vec![i]).collect::<Vec<_>>()));
     }
     batches.shuffle(&mut rng);
     batches

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use f1_core::generate::{generate, GenerationConfig};
-use f1_core::loss::{masked_lm_loss, IGNORE};
+use f1_core::loss::{masked_lm_loss, Layout, IGNORE};
 use f1_core::optim::{AdamW, AdamWConfig, Schedule};
 use f1_core::{load_model, lora, LoadedModel, ModelOptions};
 use serde::Serialize;
@@ -110,10 +110,11 @@ pub fn evaluate(m: &mut LoadedModel, examples: &[Example], batch_size: usize, n_
     let pad = m.tokenizer.pad_id().unwrap_or(0) as i64;
     let device = m.model.device();
     let (mut sum, mut tokens, mut correct) = (0.0, 0i64, 0i64);
-    let order: Vec<usize> = (0..examples.len()).collect();
-    for idx in order.chunks(batch_size.max(1)) {
-        let b = data::collate(examples, idx, pad);
-        let parts = masked_lm_loss(&m.model, &b.input_ids.to_device(device), &b.attention_mask.to_device(device), &b.labels.to_device(device));
+    let rows: Vec<Vec<usize>> = (0..examples.len()).map(|i| vec![i]).collect();
+    for chunk in rows.chunks(batch_size.max(1)) {
+        let b = data::collate(examples, chunk, pad, false);
+        let (ids, mask, _, labels) = b.to_device(device);
+        let parts = masked_lm_loss(&m.model, &ids, Layout::Padded(&mask), &labels);
         sum += parts.sum.double_value(&[]);
         tokens += parts.tokens;
         correct += parts.correct;
@@ -197,7 +198,8 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
     data::preflight(&m, &val_set, 0)?;
 
     // 3. Schedule and optimizer.
-    let micro_per_epoch = train_set.len().div_ceil(t.batch_size);
+    let packing = cfg.data.packing.then_some(cfg.data.max_seq_len);
+    let micro_per_epoch = data::epoch_batches(&train_set, t.batch_size, t.seed, 0, packing).len();
     let steps_per_epoch = micro_per_epoch.div_ceil(t.grad_accum);
     let total_steps = t.max_steps.unwrap_or(t.epochs * steps_per_epoch).max(1);
     let warmup = (t.warmup_ratio * total_steps as f64).ceil() as usize;
@@ -238,12 +240,12 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
     let mut final_eval: Option<EvalResult> = None;
     let mut stopped_early = false;
     let mut collapse_flagged = false;
-    let mut batches = data::epoch_batches(&train_set, t.batch_size, t.seed, state.epoch);
+    let mut batches = data::epoch_batches(&train_set, t.batch_size, t.seed, state.epoch, packing);
     while state.step < total_steps {
         if state.batch_in_epoch >= batches.len() {
             state.epoch += 1;
             state.batch_in_epoch = 0;
-            batches = data::epoch_batches(&train_set, t.batch_size, t.seed, state.epoch);
+            batches = data::epoch_batches(&train_set, t.batch_size, t.seed, state.epoch, packing);
         }
         let started = Instant::now();
         // Dropout's randomness depends only on the step, so a resumed run repeats it exactly.
@@ -252,12 +254,17 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
         let end = (state.batch_in_epoch + t.grad_accum).min(batches.len());
         let group = &batches[state.batch_in_epoch..end];
         // Normalise by the labelled tokens of the whole optimizer step, not per micro-batch.
-        let step_tokens: i64 = group.iter().flatten().map(|&i| loss_tokens(&train_set[i])).sum::<i64>().max(1);
+        let step_tokens: i64 = group.iter().flatten().flatten().map(|&i| loss_tokens(&train_set[i])).sum::<i64>().max(1);
         let mut loss_sum = 0.0;
         let mut seen = 0;
-        for idx in group {
-            let b = data::collate(&train_set, idx, pad);
-            let parts = masked_lm_loss(&m.model, &b.input_ids.to_device(device), &b.attention_mask.to_device(device), &b.labels.to_device(device));
+        for rows in group {
+            let b = data::collate(&train_set, rows, pad, cfg.data.packing);
+            let (ids, mask, packed, labels) = b.to_device(device);
+            let layout = match &packed {
+                Some((seg, pos)) => Layout::Packed(seg, pos),
+                None => Layout::Padded(&mask),
+            };
+            let parts = masked_lm_loss(&m.model, &ids, layout, &labels);
             (&parts.sum / step_tokens as f64).backward();
             loss_sum += parts.sum.double_value(&[]);
             seen += b.tokens;

@@ -394,7 +394,7 @@ pub fn select(
     sel.control_target = ((size as f64) * control_share).round() as usize;
     sel.taught_target = size - sel.control_target;
     let mut rng = Rng::new(seed, "benchmark-select");
-    let mut take = |pools: BTreeMap<&'static str, Vec<Candidate>>, n: usize, rng: &mut Rng| {
+    let take = |pools: BTreeMap<&'static str, Vec<Candidate>>, n: usize, rng: &mut Rng| {
         let mut pools: Vec<Vec<Candidate>> = pools.into_values().collect();
         for p in &mut pools {
             rng.shuffle(p);

@@ -1,0 +1,173 @@
+//! Curation outputs against the real mirror: answers re-derived from F1DB, splits by fact,
+//! balanced answer letters, control facts absent from every pair, leakage gate, data-card
+//! identity, determinism; and `import` on the three input shapes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use phase1_curation::curate::config::CurationConfig;
+use phase1_curation::curate::pipeline::{self, Curated, Inputs};
+use phase1_curation::curate::split::Split;
+use phase1_curation::curate::{import, leakage, Category};
+
+fn inputs() -> &'static Inputs {
+    static INPUTS: OnceLock<Inputs> = OnceLock::new();
+    INPUTS.get_or_init(|| pipeline::load_inputs(&phase1_curation::data_dir(), &CurationConfig::default().sources).expect("mirror loads"))
+}
+
+fn cfg() -> CurationConfig {
+    CurationConfig { pairs: 600, benchmark: 200, ..CurationConfig::default() }
+}
+
+fn curated() -> &'static Curated {
+    static CURATED: OnceLock<Curated> = OnceLock::new();
+    CURATED.get_or_init(|| pipeline::curate(inputs(), &cfg()).expect("curation passes"))
+}
+
+#[test]
+fn race_winner_pairs_name_the_f1db_winner() {
+    let db = &inputs().db;
+    let mut checked = 0;
+    for (p, _) in &curated().pairs {
+        let key = &p.fact_keys[0];
+        let Some(rest) = key.strip_prefix("race_winner:") else { continue };
+        let (y, r) = rest.split_once(':').expect("year:round");
+        let race = db.race(y.parse().expect("year"), r.parse().expect("round")).expect("race exists");
+        let winner = db.race_winner(race).expect("winner");
+        let name = &db.drivers[&winner.driver_id].name;
+        assert!(p.answer.contains(name.as_str()), "{}: {:?} lacks {name}", p.id, p.answer);
+        checked += 1;
+    }
+    for (p, _) in &curated().pairs {
+        if let Some(y) = p.fact_keys[0].strip_prefix("driver_champion:") {
+            let champ = db.driver_champion(y.parse().expect("year")).expect("decided");
+            assert!(p.answer.contains(db.drivers[champ].name.as_str()), "{}", p.id);
+            checked += 1;
+        }
+    }
+    assert!(checked > 10, "only {checked} pairs checked");
+}
+
+#[test]
+fn every_pair_has_3_to_5_phrasings_and_no_fact_spans_two_splits() {
+    let mut split_of: HashMap<&str, Split> = HashMap::new();
+    let mut phrasings: HashMap<&str, usize> = HashMap::new();
+    for (p, s) in &curated().pairs {
+        for k in &p.fact_keys {
+            *phrasings.entry(k).or_default() += 1;
+            let prev = split_of.insert(k, *s);
+            assert!(prev.is_none_or(|prev| prev == *s), "{k} in {prev:?} and {s:?}");
+        }
+    }
+    // Dedup may drop a phrasing; none of a fact's may exceed five.
+    assert!(phrasings.values().all(|n| (1..=5).contains(n)));
+    let counts = &curated().card.pairs_by_split;
+    let total: usize = counts.values().sum();
+    let train = counts.get("train").copied().unwrap_or(0) as f64 / total as f64;
+    assert!((0.7..0.9).contains(&train), "train share {train}");
+    let cats: HashSet<Category> = curated().pairs.iter().map(|(p, _)| p.category).collect();
+    assert!(cats.len() >= 6, "{cats:?}");
+}
+
+#[test]
+fn benchmark_answers_are_balanced_and_options_distinct() {
+    let qs = &curated().questions;
+    assert_eq!(qs.len(), 200);
+    let mut letters = [0usize; 4];
+    for q in qs {
+        letters[q.answer_index] += 1;
+        assert_eq!(q.answer, ["A", "B", "C", "D"][q.answer_index]);
+        assert_eq!(q.options.iter().collect::<HashSet<_>>().len(), 4, "{q:?}");
+    }
+    assert_eq!(letters, [50, 50, 50, 50]);
+    let control = qs.iter().filter(|q| q.control).count();
+    assert_eq!(control, 40);
+}
+
+#[test]
+fn control_facts_are_in_no_pair_and_taught_facts_are_in_train() {
+    let c = curated();
+    let paired: HashSet<&String> = c.pairs.iter().flat_map(|(p, _)| &p.fact_keys).collect();
+    let train: HashSet<&String> = c.pairs.iter().filter(|(_, s)| *s == Split::Train).flat_map(|(p, _)| &p.fact_keys).collect();
+    for q in &c.questions {
+        for k in &q.fact_keys {
+            if q.control {
+                assert!(!paired.contains(k), "control fact {k} of {} is in a pair", q.id);
+            } else {
+                assert!(train.contains(k), "taught fact {k} of {} is not in train", q.id);
+            }
+        }
+    }
+}
+
+#[test]
+fn leakage_gate_catches_an_injected_benchmark_duplicate() {
+    let c = curated();
+    let train: Vec<(String, String)> = c.pairs.iter().map(|(p, _)| (p.question.clone(), p.answer.clone())).collect();
+    let mut bench: Vec<(String, String)> = c.questions.iter().map(|q| (q.question.clone(), q.question.clone())).collect();
+    assert!(leakage::gate(&bench, &train, 0.7).is_ok());
+    bench.push((train[7].0.clone(), train[7].0.clone()));
+    let err = leakage::gate(&bench, &train, 0.7).expect_err("duplicate caught");
+    assert!(err.to_string().contains("leakage"), "{err}");
+}
+
+#[test]
+fn data_card_identity_holds_and_counts_add_up() {
+    let card = &curated().card;
+    card.check().expect("identity");
+    let pairs = card.stages.iter().find(|s| s.name == "pairs").expect("pairs stage");
+    assert_eq!(pairs.outputs, curated().pairs.len());
+    assert_eq!(card.rejects.iter().filter(|r| r.stage == "pairs").count(), pairs.rejects);
+    assert!(card.inputs.iter().any(|f| f.path.ends_with(".jsonStream")) && card.inputs.iter().any(|f| f.path.ends_with(".html")));
+    let md = card.markdown();
+    assert!(md.contains("CC BY 4.0") && md.contains("CC BY-SA 4.0") && md.contains("inputs = outputs + rejects"));
+}
+
+#[test]
+fn same_seed_same_outputs_other_seed_other_outputs() {
+    let a = curated();
+    let b = pipeline::curate(inputs(), &cfg()).expect("again");
+    let json = |c: &Curated| serde_json::to_string(&(&c.pairs, &c.questions)).expect("json");
+    assert_eq!(json(a), json(&b));
+    let c = pipeline::curate(inputs(), &CurationConfig { seed: 7, ..cfg() }).expect("seed 7");
+    assert_ne!(json(a), json(&c));
+}
+
+#[test]
+fn run_writes_every_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut c = pipeline::curate(inputs(), &CurationConfig::default().with_profile("quick").expect("quick")).expect("quick");
+    pipeline::write(&mut c, dir.path()).expect("write");
+    for f in ["train.jsonl", "validation.jsonl", "test.jsonl", "train.alpaca.jsonl", "benchmark.jsonl", "data_card.md", "data_card.json", "resolved_config.yaml"] {
+        assert!(dir.path().join(f).is_file(), "{f}");
+    }
+    let line = std::fs::read_to_string(dir.path().join("train.jsonl")).expect("read");
+    let v: serde_json::Value = serde_json::from_str(line.lines().next().expect("a line")).expect("json");
+    assert_eq!(v["messages"][0]["role"], "user");
+    assert!(v["fact_keys"].is_array() && v["provenance"].is_string() && v["difficulty"].is_string());
+}
+
+#[test]
+fn import_reads_three_shapes_and_rejects_a_malformed_line_by_number() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("mine.jsonl");
+    let lines = [
+        r#"{"messages":[{"role":"user","content":"Who won the 2008 title?"},{"role":"assistant","content":"Lewis Hamilton."}]}"#,
+        r#"{"instruction":"Name the 2009 champion team.","input":"","output":"Brawn GP."}"#,
+        r#"{"prompt":"Which circuit hosts the Monaco Grand Prix?","completion":"Circuit de Monaco."}"#,
+        r#"{"prompt": "broken"#,
+        r#"{"question":"no known shape","answer":"x"}"#,
+        r#"{"prompt":"Which circuit hosts the Monaco Grand Prix?","completion":"Monte Carlo."}"#,
+    ];
+    std::fs::write(&input, lines.join("\n")).expect("write");
+    let out = dir.path().join("out");
+    let c = import::import(&input, &out, 1, 0.8).expect("import");
+    assert_eq!(c.pairs.len(), 3);
+    let bad: Vec<Option<usize>> =
+        c.card.rejects.iter().filter(|r| r.stage == "import parse").map(|r| r.reject.line_number()).collect();
+    assert_eq!(bad, [Some(4), Some(5)]);
+    assert!(c.card.rejects.iter().any(|r| r.stage == "pairs" && r.reject.reason.contains("exact duplicate")));
+    c.card.check().expect("identity");
+    assert!(out.join("train.jsonl").is_file() && out.join("data_card.json").is_file());
+    assert!(!out.join("benchmark.jsonl").exists());
+}
