@@ -234,6 +234,18 @@ pub fn candidates(db: &F1Db, years: Years, seed: u64) -> Vec<Candidate> {
                     fact_keys: keys,
                 });
             }
+            if let Some((correct, distractors, keys)) = best_of(&items, false) {
+                let names: Vec<String> = items.iter().map(|i| i.0.clone()).collect();
+                out.push(Candidate {
+                    template: "standing_lowest",
+                    question: format!("Which of {} ended the {year} season lowest in the drivers' points table?", listing(&names)),
+                    correct,
+                    distractors,
+                    category: Category::Standings,
+                    difficulty: Difficulty::Hard,
+                    fact_keys: keys,
+                });
+            }
         }
         let ctop: Vec<_> = season.constructor_standings.iter().take(TOP_CONSTRUCTORS).filter(|s| s.position.is_some()).collect();
         for q in quads(ctop.len()) {

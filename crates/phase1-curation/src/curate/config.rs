@@ -97,7 +97,7 @@ impl CurationConfig {
             Some(v) => serde_yaml::from_value(v.clone()).map_err(|e| parse(format!("section `curation`: {e}")))?,
             None => CurationConfig::default(),
         };
-        cfg.with_profile(profile).map_err(|reason| parse(reason))
+        cfg.with_profile(profile).map_err(parse)
     }
 
     /// Apply a named profile and check the values.

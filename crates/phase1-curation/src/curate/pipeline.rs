@@ -276,7 +276,10 @@ pub fn curate(inputs: &Inputs, cfg: &CurationConfig) -> Result<Curated> {
     let assignment = split::assign(&pairs, cfg.seed);
     let n_pairs = pairs.len();
     let mut with_split: Vec<(Pair, Split)> =
-        pairs.into_iter().map(|p| (assignment.get(&p.group).copied().unwrap_or(Split::Train), p)).map(|(s, p)| (p, s)).collect();
+        pairs.into_iter().map(|p| {
+            let s = assignment.get(&p.group).copied().unwrap_or(Split::Train);
+            (p, s)
+        }).collect();
     with_split.sort_by_key(|(_, s)| *s);
     card.stages.push(Stage::new("split", "pairs", n_pairs, with_split.len(), 0));
     pair_counts(&mut card, &with_split);
