@@ -68,7 +68,8 @@ fn main() -> anyhow::Result<()> {
         let metrics = std::fs::read_to_string(cfg.output_dir.join("metrics.jsonl"))?;
         let tps: Vec<f64> = metrics.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter_map(|v| v["tokens_per_s"].as_f64()).skip(1).collect();
         let tps = median(tps);
-        let seq = 60.0; // typical tokens per example of this set
+        // Mean tokens per example actually trained on (attention cost grows with it).
+        let seq = summary.tokens_seen as f64 / (summary.steps * cfg.train.batch_size) as f64;
         let attn = 2.0 * cfg0.num_hidden_layers as f64 * seq * cfg0.hidden_size as f64;
         let per_token = if method == Method::Full { 6.0 * n + 3.0 * attn } else { 4.0 * n + 3.0 * attn };
         let mfu = tps * per_token / (peak * 1e9);
