@@ -92,39 +92,69 @@ impl Profile {
     }
 }
 
-/// Run each phase binary in order, one line per phase, stopping at the first failure.
+/// Run each phase binary in order, one line per phase, stopping at the first failure. A phase
+/// whose inputs and outputs match the run manifest is skipped unless forced; a forced or
+/// rerun phase makes every later phase whose inputs it changes run again.
 pub fn run_all(paths: &Paths, opts: &RunAll) -> Result<()> {
     let config = match &opts.config {
         Some(path) => std::path::absolute(path)?,
         None => paths.root.join("config").join("study.yaml"),
     };
-    let built: Vec<&str> = PHASES.iter().copied().filter(|p| crate_exists(paths, p)).collect();
-    if !built.is_empty() && !config.is_file() {
+    if !config.is_file() {
         bail!("config file {} not found; pass --config FILE", config.display());
     }
+    let profile = opts.profile.as_str();
+    let mut manifest = crate::manifest::Manifest::load(paths)?;
     let started = Instant::now();
-    for phase in PHASES {
-        if !built.contains(phase) {
-            println!("{phase}: not built yet (no crates/{phase})");
+    let total = PHASES.len();
+    for (i, phase) in PHASES.iter().enumerate() {
+        let files = crate::manifest::phase_files(paths, phase, &config);
+        let inputs = crate::manifest::hashes(paths, &files.inputs)?;
+        let forced = opts.force.iter().any(|f| f == phase);
+        if !forced && manifest.up_to_date(paths, phase, profile, &inputs, &files.outputs)? {
+            println!("[{}/{total}] {phase}: up to date (inputs and outputs unchanged; --force {phase} reruns it)", i + 1);
             continue;
         }
-        // Up-to-date checks against each phase's manifest go here; `--force` will bypass them.
-        let forced = if opts.force.iter().any(|f| f == phase) { " (forced)" } else { "" };
-        println!("{phase}: running{forced}");
+        let eta = manifest.last_seconds(phase).map(|s| format!(", took {s:.0} s last time")).unwrap_or_default();
+        println!("[{}/{total}] {phase}: running{}{eta}", i + 1, if forced { " (forced)" } else { "" });
+        manifest.invalidate(phase)?;
         let t = Instant::now();
         let mut cmd = cargo(paths);
-        cmd.args(["run", "--release", "-q", "-p", phase, "--", "run", "--config"])
-            .arg(&config)
-            .args(["--profile", opts.profile.as_str()]);
+        cmd.args(["run", "--release", "-q", "-p", phase, "--", "run", "--config"]).arg(&config).args(["--profile", profile]);
         let ok = status(cmd, phase)?;
         let secs = t.elapsed().as_secs_f64();
         if !ok {
-            bail!("{phase} failed after {secs:.1} s (see its output above); later phases were not run");
+            bail!("{phase} failed after {secs:.1} s (see its output above); later phases were not run. Rerun `cargo xtask run-all` to continue from here");
         }
-        println!("{phase}: ok ({secs:.1} s)");
+        manifest.record(phase, profile, inputs, crate::manifest::hashes(paths, &files.outputs)?, secs)?;
+        println!("[{}/{total}] {phase}: ok ({secs:.1} s, {:.1} s elapsed)", i + 1, started.elapsed().as_secs_f64());
     }
-    println!("run-all: done in {:.1} s", started.elapsed().as_secs_f64());
+    println!("run-all: done in {:.1} s\n", started.elapsed().as_secs_f64());
+    print!("{}", headline_table(paths));
+    let report = paths.root.join("results").join("reports").join("report.html");
+    if report.is_file() {
+        println!("report: {}", paths.show(&report));
+    }
+    println!("manifest: {}", paths.show(&paths.root.join("results").join("manifest.json")));
     Ok(())
+}
+
+/// The study's headline numbers, read from each variant's `eval.json` and training summary.
+fn headline_table(paths: &Paths) -> String {
+    let read = |p: PathBuf| std::fs::read_to_string(p).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let pct = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{:.1}", 100.0 * x));
+    let mut out = format!("{:<10} {:>22} {:>30} {:>12} {:>10}\n", "variant", "loglik acc % [95% CI]", "generative C/I/Inv (acc %)", "median ms", "train s");
+    for name in ["baseline", "lora", "qlora", "full"] {
+        let Some(e) = read(paths.root.join("results").join(name).join("eval.json")) else { continue };
+        let ll = &e["mcq"]["loglikelihood"]["acc"]["overall"];
+        let g = &e["mcq"]["generative"];
+        let ll_s = if ll.is_null() { "-".into() } else { format!("{} [{}-{}]", pct(&ll["acc"]), pct(&ll["ci95"][0]), pct(&ll["ci95"][1])) };
+        let g_s = if g.is_null() { "-".into() } else { format!("{}/{}/{} ({})", g["correct"], g["incorrect"], g["invalid"], pct(&g["accuracy"]["overall"]["acc"])) };
+        let lat = e["latency"]["total_ms"]["median"].as_f64().map_or("-".into(), |m| format!("{m:.0}"));
+        let train = read(paths.root.join("models").join("adapters").join(name).join("summary.json")).and_then(|s| s["train_seconds"].as_f64()).map_or("-".into(), |t| format!("{t:.0}"));
+        out += &format!("{name:<10} {ll_s:>22} {g_s:>30} {lat:>12} {train:>10}\n");
+    }
+    out
 }
 
 /// Run every benchmark in [`BENCHES`] whose source exists.

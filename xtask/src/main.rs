@@ -6,6 +6,7 @@
 
 mod cargo;
 mod doctor;
+mod manifest;
 mod model;
 mod setup;
 

@@ -390,3 +390,21 @@ mod tests {
         assert!(ModelOptions::parse("cpu", "int3").is_err());
     }
 }
+
+/// Deep-merge `over` into `base`: mappings merge key by key, anything else replaces. This is
+/// how a named profile (`quick`, `gpu`) overrides a config section.
+pub fn merge_yaml(base: &mut serde_yaml::Value, over: serde_yaml::Value) {
+    match (base, over) {
+        (serde_yaml::Value::Mapping(b), serde_yaml::Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge_yaml(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}

@@ -60,3 +60,10 @@ impl std::fmt::Display for RuntimeInfo {
 fn cuda_library_loaded() -> bool {
     std::fs::read_to_string("/proc/self/maps").is_ok_and(|maps| maps.contains("libtorch_cuda.so"))
 }
+
+/// Peak resident set size of this process in MiB, from `/proc/self/status` (`VmHWM`, Linux).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.split_whitespace().next()?.parse().ok()?;
+    Some(kb / 1024.0)
+}

@@ -330,6 +330,8 @@ pub struct LogLikelihood {
     pub is_greedy: bool,
     /// Continuation tokens scored.
     pub n_tokens: usize,
+    /// Continuation tokens that are the argmax of their position (for mean token accuracy).
+    pub greedy_tokens: usize,
 }
 
 /// Score `(context, continuation)` token pairs in batches of `batch_size`. Requests are sorted
@@ -355,7 +357,7 @@ pub fn loglikelihood(model: &Llama, tok: &Tokenizer, requests: &[(Vec<u32>, Vec<
         .collect();
     let mut order: Vec<usize> = (0..seqs.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].0.len()));
-    let mut out = vec![LogLikelihood { logprob: 0.0, is_greedy: false, n_tokens: 0 }; seqs.len()];
+    let mut out = vec![LogLikelihood { logprob: 0.0, is_greedy: false, n_tokens: 0, greedy_tokens: 0 }; seqs.len()];
     let device = model.device();
     let _guard = tch::no_grad_guard();
     for chunk in order.chunks(batch_size.max(1)) {
@@ -386,8 +388,118 @@ pub fn loglikelihood(model: &Llama, tok: &Tokenizer, requests: &[(Vec<u32>, Vec<
         let mut at = 0;
         for &i in chunk {
             let n = seqs[i].1;
-            out[i] = LogLikelihood { logprob: tok_lp[at..at + n].iter().map(|&x| x as f64).sum(), is_greedy: greedy[at..at + n].iter().all(|&g| g), n_tokens: n };
+            out[i] = summed(&tok_lp[at..at + n], &greedy[at..at + n]);
             at += n;
+        }
+    }
+    Ok(out)
+}
+
+fn summed(logprobs: &[f32], greedy: &[bool]) -> LogLikelihood {
+    let greedy_tokens = greedy.iter().filter(|&&g| g).count();
+    LogLikelihood { logprob: logprobs.iter().map(|&x| x as f64).sum(), is_greedy: greedy_tokens == greedy.len(), n_tokens: logprobs.len(), greedy_tokens }
+}
+
+/// One context with the continuations to score after it (the options of a multiple-choice
+/// question).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreGroup {
+    /// Context tokens (BOS included if the model wants one).
+    pub context: Vec<u32>,
+    /// Continuation tokens, each non-empty.
+    pub continuations: Vec<Vec<u32>>,
+}
+
+/// Score several continuations of a shared context with one forward pass per group: the row
+/// holds the context once followed by every continuation, and an attention pattern lets each
+/// continuation see the context and itself only, at the positions it would have alone. The
+/// results equal [`loglikelihood`] on each (context, continuation) pair, at roughly
+/// 1 / n_options of the context cost. Groups are batched by length up to `max_batch_tokens`
+/// padded tokens per forward pass. Over-long groups lose context tokens from the left.
+pub fn loglikelihood_grouped(model: &Llama, tok: &Tokenizer, groups: &[ScoreGroup], max_batch_tokens: usize) -> Result<Vec<Vec<LogLikelihood>>> {
+    for (i, g) in groups.iter().enumerate() {
+        if g.continuations.is_empty() || g.continuations.iter().any(|c| c.is_empty()) {
+            return Err(Error::Invalid(format!("group {i} has no continuation or an empty one")));
+        }
+    }
+    let start_token = tok.bos_id().or(tok.eos_id()).unwrap_or(0);
+    let max_pos = model.config().max_position_embeddings;
+    // Each row: tokens, positions, and for each token the continuation it belongs to (0 = context).
+    let rows: Vec<(Vec<u32>, Vec<i64>, Vec<usize>)> = groups
+        .iter()
+        .map(|g| {
+            let mut ctx = if g.context.is_empty() { vec![start_token] } else { g.context.clone() };
+            let longest = g.continuations.iter().map(Vec::len).max().unwrap_or(0);
+            if ctx.len() + longest > max_pos {
+                ctx.drain(..(ctx.len() + longest - max_pos).min(ctx.len() - 1));
+            }
+            let mut tokens = ctx.clone();
+            let mut pos: Vec<i64> = (0..ctx.len() as i64).collect();
+            let mut owner = vec![0usize; ctx.len()];
+            for (k, c) in g.continuations.iter().enumerate() {
+                tokens.extend_from_slice(c);
+                pos.extend((0..c.len()).map(|j| (ctx.len() + j) as i64));
+                owner.extend(std::iter::repeat_n(k + 1, c.len()));
+            }
+            (tokens, pos, owner)
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(rows[i].0.len()));
+    let mut out: Vec<Vec<LogLikelihood>> = groups.iter().map(|g| Vec::with_capacity(g.continuations.len())).collect();
+    let device = model.device();
+    let _guard = tch::no_grad_guard();
+    let mut at = 0;
+    while at < order.len() {
+        // Longest first, so the first row of a batch sets its padded width.
+        let t = rows[order[at]].0.len();
+        let take = (max_batch_tokens / t.max(1)).clamp(1, order.len() - at);
+        let chunk = &order[at..at + take];
+        at += take;
+        let b = chunk.len();
+        let (mut ids, mut pos, mut mask) = (vec![0i64; b * t], vec![0i64; b * t], vec![false; b * t * t]);
+        let (mut picks, mut targets) = (vec![], vec![]);
+        for (r, &i) in chunk.iter().enumerate() {
+            let (tokens, positions, owner) = &rows[i];
+            let n_ctx = owner.iter().take_while(|&&o| o == 0).count();
+            for q in 0..tokens.len() {
+                ids[r * t + q] = tokens[q] as i64;
+                pos[r * t + q] = positions[q];
+                for k in 0..=q {
+                    // Context keys are visible to everyone after them; continuation keys only
+                    // to their own continuation.
+                    if owner[k] == 0 || owner[k] == owner[q] {
+                        mask[(r * t + q) * t + k] = true;
+                    }
+                }
+            }
+            // The prediction for a continuation's first token comes from the last context
+            // position; later tokens from the previous token of the same continuation.
+            let mut q = n_ctx;
+            for c in &groups[i].continuations {
+                for j in 0..c.len() {
+                    let from = if j == 0 { n_ctx - 1 } else { q + j - 1 };
+                    picks.push((r * t + from) as i64);
+                    targets.push(tokens[q + j] as i64);
+                }
+                q += c.len();
+            }
+        }
+        let input = Tensor::from_slice(&ids).view([b as i64, t as i64]).to_device(device);
+        let positions = Tensor::from_slice(&pos).view([b as i64, t as i64]);
+        let mask = Tensor::from_slice(&mask).view([b as i64, t as i64, t as i64]);
+        let hidden = model.forward_hidden_masked(&input, &positions, &mask); // (B, T, C)
+        let picked = hidden.flatten(0, 1).index_select(0, &Tensor::from_slice(&picks).to_device(device)); // (N, C)
+        let logp = model.logits(&picked).to_kind(Kind::Float).log_softmax(-1, Kind::Float); // (N, V)
+        let target = Tensor::from_slice(&targets).to_device(device);
+        let tok_lp = Vec::<f32>::try_from(logp.gather(1, &target.unsqueeze(1), false).squeeze_dim(1).to_device(tch::Device::Cpu))?;
+        let greedy = Vec::<bool>::try_from(logp.argmax(-1, false).eq_tensor(&target).to_device(tch::Device::Cpu))?;
+        let mut k = 0;
+        for &i in chunk {
+            for c in &groups[i].continuations {
+                out[i].push(summed(&tok_lp[k..k + c.len()], &greedy[k..k + c.len()]));
+                k += c.len();
+            }
         }
     }
     Ok(out)

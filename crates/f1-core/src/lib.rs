@@ -34,7 +34,7 @@ pub mod tokenizer;
 pub use chat::{ChatMessage, ChatTemplate};
 pub use config::{Config, ModelOptions};
 pub use error::{Error, Result};
-pub use generate::{generate, loglikelihood, FinishReason, GenerationConfig, GenerationOutput, LogLikelihood};
+pub use generate::{generate, loglikelihood, loglikelihood_grouped, FinishReason, GenerationConfig, GenerationOutput, LogLikelihood, ScoreGroup};
 pub use llama::{KvCache, Llama, WeightInit};
 pub use load::{load_model, LoadedModel};
 pub use tokenizer::Tokenizer;

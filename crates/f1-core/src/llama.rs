@@ -458,6 +458,20 @@ impl Llama {
         self.run(input_ids, &position_ids.to_device(device), &mask, None)
     }
 
+    /// Hidden states under an explicit attention pattern: `mask` (B, T, T) is true where query i
+    /// may attend key j, `position_ids` (B, T) give each token's rotary position. This is what
+    /// scores several continuations of one shared context in a single pass (each continuation
+    /// sees the context and itself, never its siblings). Every query also sees itself, so a
+    /// padded row never softmaxes over nothing. The sliding window, if any, is not applied:
+    /// callers keep rows shorter than it.
+    pub fn forward_hidden_masked(&self, input_ids: &Tensor, position_ids: &Tensor, mask: &Tensor) -> Tensor {
+        let device = self.device;
+        let t = input_ids.size()[1];
+        let diag = Tensor::eye(t, (Kind::Bool, device)).unsqueeze(0);
+        let mask = mask.to_device(device).to_kind(Kind::Bool).logical_or(&diag).unsqueeze(1); // (B, 1, T, T)
+        self.run(input_ids, &position_ids.to_device(device), &mask, None)
+    }
+
     /// Boolean mask (B, 1, T, past + T): query i (absolute past + i) may attend key j when j is
     /// a real token, j <= past + i, and j lies inside the sliding window if the model has one.
     /// Every query also sees itself, so padded query rows never softmax over nothing (their

@@ -136,7 +136,9 @@ fn load_hf_dir(dir: &Path, opts: &ModelOptions, template_override: Option<&str>)
     for shard in &shards {
         let bytes = std::fs::read(shard).map_err(|e| Error::io(shard, e))?;
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::Tensor { path: shard.clone(), name: "(header)".into(), reason: format!("not a valid safetensors file: {e}") })?;
-        for (name, view) in st.tensors() {
+        let mut tensors = st.tensors();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, view) in tensors {
             let kind = safetensors_kind(view.dtype()).ok_or_else(|| Error::Tensor { path: shard.clone(), name: name.clone(), reason: format!("unsupported dtype {:?} (expected F32, F16 or BF16)", view.dtype()) })?;
             let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
             let tensor = Tensor::f_from_data_size(view.data(), &shape, kind)?;

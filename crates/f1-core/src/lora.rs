@@ -277,7 +277,10 @@ pub fn load(dir: &Path, model: &mut Llama) -> Result<(nn::VarStore, LoraConfig)>
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| Error::Tensor { path: path.clone(), name: "(header)".into(), reason: format!("not a valid safetensors file: {e}") })?;
     let mut vars = vs.variables();
-    for (key, view) in st.tensors() {
+    // Header order is a hash map's: sort so a mismatch always names the same (first) tensor.
+    let mut tensors = st.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, view) in tensors {
         // PEFT strips the adapter name ("default") when saving; accept it if present anyway.
         let name = key.strip_prefix(PEFT_PREFIX).unwrap_or(&key).replace(".default.", ".");
         let Some(var) = vars.get_mut(&name) else {

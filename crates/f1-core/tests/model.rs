@@ -190,6 +190,32 @@ fn loglikelihood_matches_a_hand_computation_in_any_batch() {
 }
 
 #[test]
+fn grouped_scoring_equals_scoring_each_pair_alone() {
+    let cfg = tiny_config("llama");
+    let (_vs, model) = random_model(&cfg, 8);
+    let tok = tiny_tokenizer();
+    let groups = vec![
+        f1_core::ScoreGroup { context: vec![256, 10, 11, 40], continuations: vec![vec![12, 13], vec![14], vec![15, 16, 17], vec![12, 18]] },
+        f1_core::ScoreGroup { context: vec![256, 7], continuations: vec![vec![8], vec![9, 9]] },
+        f1_core::ScoreGroup { context: vec![], continuations: vec![vec![3, 4, 5]] },
+    ];
+    // A budget of 20 tokens forces the groups into separate, differently padded batches.
+    for budget in [20, 4096] {
+        let grouped = f1_core::loglikelihood_grouped(&model, &tok, &groups, budget).expect("grouped");
+        for (g, scores) in groups.iter().zip(&grouped) {
+            assert_eq!(scores.len(), g.continuations.len());
+            for (c, got) in g.continuations.iter().zip(scores) {
+                let want = loglikelihood(&model, &tok, &[(g.context.clone(), c.clone())], 1).expect("ll")[0];
+                assert!((got.logprob - want.logprob).abs() < 1e-4, "budget {budget}: {} vs {}", got.logprob, want.logprob);
+                assert_eq!((got.is_greedy, got.n_tokens, got.greedy_tokens), (want.is_greedy, want.n_tokens, want.greedy_tokens));
+            }
+        }
+    }
+    let bad = [f1_core::ScoreGroup { context: vec![256], continuations: vec![vec![]] }];
+    assert!(f1_core::loglikelihood_grouped(&model, &tok, &bad, 64).is_err());
+}
+
+#[test]
 fn sliding_window_limits_what_a_one_layer_model_sees() {
     let mut cfg = tiny_config("mistral");
     cfg.num_hidden_layers = 1;

@@ -1,14 +1,24 @@
 //! Phase 2: measure the pre-trained model before adaptation.
 //!
-//! The benchmark harness itself is specified in issue #5. What lives here now is the
-//! environment check every later measurement depends on: which libtorch the binaries run on,
-//! whether CUDA is usable, and whether the base model is present and readable.
+//! The pre-trained model is measured with the same harness as every fine-tuned variant
+//! (`phase4_evaluation`): this crate only names it `baseline` and writes its results to
+//! `results/baseline/`. It also holds the environment check every measurement depends on:
+//! which libtorch the binaries run on, whether CUDA is usable, and whether the base model is
+//! present and readable.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use f1_core::device::RuntimeInfo;
 use f1_core::gguf::GgufFile;
+use phase4_evaluation::run::EvalReport;
+use phase4_evaluation::Variant;
+
+/// Evaluate the study's base model as `baseline` (profile of the `evaluation` section).
+pub fn run(config: &Path, profile: &str) -> phase4_evaluation::Result<EvalReport> {
+    let study = phase4_evaluation::config::load_study(config, profile)?;
+    phase4_evaluation::run::evaluate_variant(&study, &Variant::baseline())
+}
 
 /// A human-readable report of the runtime and of the model file at `model`.
 pub fn doctor_report(model: &Path) -> String {

@@ -1,4 +1,5 @@
-//! `phase2-baseline`: measure the pre-trained model. Subcommands: `doctor`.
+//! `phase2-baseline`: measure the pre-trained model. Subcommands: `run` (the study's baseline
+//! evaluation, written to `results/baseline/`), `doctor`.
 
 use std::path::PathBuf;
 
@@ -13,6 +14,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Evaluate the study's base model with the harness every variant is measured with.
+    Run {
+        /// Study config (`model:` and `evaluation:` sections).
+        #[arg(long, default_value = "config/study.yaml")]
+        config: PathBuf,
+        /// Profile of the `evaluation` section (`default`, `quick`).
+        #[arg(long, default_value = "default")]
+        profile: String,
+    },
     /// Print libtorch version, CUDA availability, threads and the base model's status.
     Doctor {
         /// Model file to check.
@@ -24,6 +34,10 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
     match Cli::parse().command {
+        Command::Run { config, profile } => {
+            let report = phase2_baseline::run(&config, &profile)?;
+            println!("{}", phase4_evaluation::run::headline(&report));
+        }
         Command::Doctor { model } => println!("{}", phase2_baseline::doctor_report(&model)),
     }
     Ok(())

@@ -13,6 +13,7 @@ pub mod collapse;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod study;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -91,10 +92,9 @@ pub struct TrainSummary {
     pub resumed_from: Option<PathBuf>,
 }
 
-/// Peak resident set size of this process in MiB (Linux `VmHWM`).
+/// Peak resident set size of this process in MiB (0 where unknown).
 pub fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()).map_or(0.0, |kb| kb / 1024.0)
+    f1_core::device::peak_rss_mib().unwrap_or(0.0)
 }
 
 /// Labelled positions that enter the loss (labels after the first position).

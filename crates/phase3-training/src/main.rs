@@ -18,6 +18,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train every run of the study config's `training:` section (resuming interrupted runs).
+    Run {
+        /// Study config.
+        #[arg(long, default_value = "config/study.yaml")]
+        config: PathBuf,
+        /// Profile of the `training` section (`default`, `quick`, `gpu`).
+        #[arg(long, default_value = "default")]
+        profile: String,
+    },
     /// Train one config (every run of its sweep, if it has one).
     Train {
         /// YAML config (config/lora.yaml, config/qlora.yaml, config/full.yaml).
@@ -34,19 +43,31 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
+    let root = std::env::var_os("F1_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
     match Cli::parse().command {
+        Command::Run { config, profile } => {
+            for run in phase3_training::study::study_runs(&config, &profile, &root)? {
+                // An interrupted run continues from its newest checkpoint; a finished one whose
+                // config changed starts over (checkpoints carry the config hash).
+                let s = train(&run, true).with_context(|| format!("training run {}", run.name))?;
+                println!("{}", one_line(&s));
+            }
+        }
         Command::Train { config: path, resume, max_steps } => {
             let mut cfg = TrainConfig::from_file(&path).with_context(|| format!("reading {}", path.display()))?;
-            let root = std::env::var_os("F1_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
             cfg.resolve_paths(&root);
             if max_steps.is_some() {
                 cfg.train.max_steps = max_steps;
             }
             for run in config::expand(&cfg)? {
                 let s = train(&run, resume).with_context(|| format!("training run {}", run.name))?;
-                println!("{}: {} steps, train loss {:.4}, val loss {:.4}, {:.0} s, artifacts {}", s.name, s.steps, s.final_train_loss.unwrap_or(f64::NAN), s.final_eval.as_ref().map_or(f64::NAN, |e| e.loss), s.train_seconds, s.artifacts.display());
+                println!("{}", one_line(&s));
             }
         }
     }
     Ok(())
+}
+
+fn one_line(s: &phase3_training::TrainSummary) -> String {
+    format!("{}: {} steps, train loss {:.4}, val loss {:.4}, {:.0} s, artifacts {}", s.name, s.steps, s.final_train_loss.unwrap_or(f64::NAN), s.final_eval.as_ref().map_or(f64::NAN, |e| e.loss), s.train_seconds, s.artifacts.display())
 }

@@ -2,8 +2,9 @@
 //! question combines, lands in one split), stratified by category, seeded.
 //!
 //! Per category, groups are shuffled with the seed and each goes to the split furthest below
-//! its target share of the pairs assigned so far (largest deficit; ties to train, then
-//! validation): the shares converge to 80/10/10 whatever the group sizes.
+//! its target share of the pairs assigned so far (largest deficit; ties to train, then to
+//! whichever of validation and test holds fewer pairs over all categories, so small datasets
+//! still get a test split): the shares converge to 80/10/10 whatever the group sizes.
 
 use std::collections::BTreeMap;
 
@@ -47,6 +48,7 @@ pub fn assign(pairs: &[Pair], seed: u64) -> BTreeMap<String, Split> {
         *groups.entry(p.category).or_default().entry(p.group.as_str()).or_default() += 1;
     }
     let mut out = BTreeMap::new();
+    let mut global = [0usize; 3];
     for (category, sizes) in groups {
         let mut order: Vec<(&str, usize)> = sizes.into_iter().collect();
         Rng::new(seed, &format!("split:{}", category.name())).shuffle(&mut order);
@@ -57,12 +59,14 @@ pub fn assign(pairs: &[Pair], seed: u64) -> BTreeMap<String, Split> {
             let mut best_deficit = f64::MIN;
             for s in 0..3 {
                 let deficit = SHARES[s] * total - assigned[s] as f64;
-                if deficit > best_deficit + 1e-9 {
+                let tie_to_emptier = (deficit - best_deficit).abs() <= 1e-9 && s == 2 && best == 1 && global[2] < global[1];
+                if deficit > best_deficit + 1e-9 || tie_to_emptier {
                     best = s;
                     best_deficit = deficit;
                 }
             }
             assigned[best] += size;
+            global[best] += size;
             out.insert(group.to_owned(), Split::ALL[best]);
         }
     }

@@ -1,0 +1,67 @@
+//! The `training:` section of `config/study.yaml`: which run configs the study trains (LoRA,
+//! QLoRA, full by default), overrides merged into every one of them, and named profiles
+//! (`quick`, `gpu`) merged over the section. Every run trains the study's base model on the
+//! study's device, so the variants differ only in method.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use crate::{config, Error, Result, TrainConfig};
+
+/// The section as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Section {
+    runs: Vec<PathBuf>,
+    overrides: Value,
+    profiles: serde_yaml::Mapping,
+}
+
+impl Default for Section {
+    fn default() -> Self {
+        Section { runs: ["lora", "qlora", "full"].iter().map(|n| PathBuf::from(format!("config/{n}.yaml"))).collect(), overrides: Value::Mapping(Default::default()), profiles: Default::default() }
+    }
+}
+
+/// Resolve the study's training runs: each run file with the section's overrides (after the
+/// profile) merged in, the study's base model and device, and paths resolved against `root`.
+pub fn study_runs(study: &Path, profile: &str, root: &Path) -> Result<Vec<TrainConfig>> {
+    let text = std::fs::read_to_string(study).map_err(|e| Error::io(study, e))?;
+    let bad = |reason: String| Error::Config { path: study.to_path_buf(), reason };
+    let doc: Value = serde_yaml::from_str(&text).map_err(|e| bad(format!("not valid YAML: {e}")))?;
+    let mut section = doc.get("training").cloned().unwrap_or(Value::Mapping(Default::default()));
+    if profile != "default" {
+        let over = section.get("profiles").and_then(|p| p.get(profile)).cloned().ok_or_else(|| bad(format!("no profile `{profile}` under `training.profiles`")))?;
+        f1_core::config::merge_yaml(&mut section, over);
+    }
+    let section: Section = serde_yaml::from_value(section).map_err(|e| bad(format!("section `training`: {e}")))?;
+    let model = doc.get("model");
+    let mut runs = vec![];
+    for file in &section.runs {
+        let path = if file.is_relative() { root.join(file) } else { file.clone() };
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let mut value: Value = serde_yaml::from_str(&text).map_err(|e| Error::Config { path: path.clone(), reason: e.to_string() })?;
+        f1_core::config::merge_yaml(&mut value, section.overrides.clone());
+        if let Some(m) = model {
+            let mut from_study = serde_yaml::Mapping::new();
+            if let Some(base) = m.get("base") {
+                from_study.insert("model".into(), base.clone());
+            }
+            let mut train = serde_yaml::Mapping::new();
+            for key in ["device", "dtype"] {
+                if let Some(v) = m.get(key) {
+                    train.insert(key.into(), v.clone());
+                }
+            }
+            from_study.insert("train".into(), Value::Mapping(train));
+            f1_core::config::merge_yaml(&mut value, Value::Mapping(from_study));
+        }
+        let mut cfg: TrainConfig = serde_yaml::from_value(value).map_err(|e| Error::Config { path: path.clone(), reason: format!("{e} (after the overrides of {})", study.display()) })?;
+        cfg.validate().map_err(|reason| Error::Config { path: path.clone(), reason })?;
+        cfg.resolve_paths(root);
+        runs.extend(config::expand(&cfg)?);
+    }
+    Ok(runs)
+}

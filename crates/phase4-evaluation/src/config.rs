@@ -1,0 +1,187 @@
+//! The `model:` and `evaluation:` sections of `config/study.yaml`, with a profile (`quick`, ...)
+//! merged over the section. Paths are relative to the directory the phase runs in (the
+//! workspace root under `cargo xtask run-all`).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+use crate::judge::JudgeConfig;
+use crate::mcq::McqModes;
+use crate::variant::{Variant, VariantKind};
+use crate::{Error, Result};
+
+/// The study's model section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModelSection {
+    /// GGUF file, HF directory or hub id of the base model.
+    pub base: String,
+    /// `auto`, `cpu`, `cuda`, `cuda:N`.
+    pub device: String,
+    /// `auto`, `f32`, `bf16`, `f16`.
+    pub dtype: String,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection { base: f1_core::load::default_base_model().to_string_lossy().into_owned(), device: "auto".into(), dtype: "auto".into() }
+    }
+}
+
+impl ModelSection {
+    /// Device and dtype as the engine takes them.
+    pub fn options(&self) -> Result<f1_core::ModelOptions> {
+        Ok(f1_core::ModelOptions::parse(&self.device, &self.dtype)?)
+    }
+}
+
+/// Evaluation settings shared by phase 2 and phase 4.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Multiple-choice benchmark (any MCQ JSONL).
+    pub benchmark: PathBuf,
+    /// Open questions with reference answers (chat, Alpaca or question/answer JSONL).
+    pub open_questions: Option<PathBuf>,
+    /// Questions the sources cannot answer (the right reply declines).
+    pub unanswerable: Option<PathBuf>,
+    /// Benchmark questions to use, in file order (0 = all).
+    pub max_questions: usize,
+    /// Open questions to use (0 = all).
+    pub max_open: usize,
+    /// Unanswerable questions to ask (0 = all).
+    pub max_unanswerable: usize,
+    /// Multiple-choice modes.
+    pub mcq: McqModes,
+    /// Reply budget for open and unanswerable questions.
+    pub open_max_new_tokens: usize,
+    /// Conversations decoded together for open questions.
+    pub open_batch: usize,
+    /// Single requests timed for latency (0 = skip).
+    pub latency_samples: usize,
+    /// Reply budget of a latency request.
+    pub latency_max_new_tokens: usize,
+    /// Seed of the bootstrap intervals.
+    pub seed: u64,
+    /// Bootstrap resamples of paired comparisons.
+    pub bootstrap_resamples: usize,
+    /// Optional LLM judge of open answers (also enabled by `F1_JUDGE_ENDPOINT`).
+    pub judge: Option<JudgeConfig>,
+    /// Where `<variant>/eval.json` and friends go.
+    pub results_dir: PathBuf,
+    /// Fine-tuned variants phase 4 evaluates (the baseline is phase 2's).
+    pub variants: Vec<Variant>,
+    /// Named overrides merged over this section (`quick`).
+    #[serde(skip_serializing)]
+    pub profiles: serde_yaml::Mapping,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        let v = |name: &str, kind, path: &str| Variant { name: name.into(), kind, path: Some(PathBuf::from(path)) };
+        EvalConfig {
+            benchmark: "data/curated/benchmark.jsonl".into(),
+            open_questions: Some("data/curated/test.jsonl".into()),
+            unanswerable: Some("config/unanswerable.jsonl".into()),
+            max_questions: 0,
+            max_open: 100,
+            max_unanswerable: 0,
+            mcq: McqModes::default(),
+            open_max_new_tokens: 64,
+            open_batch: 8,
+            latency_samples: 20,
+            latency_max_new_tokens: 64,
+            seed: 1234,
+            bootstrap_resamples: 2000,
+            judge: None,
+            results_dir: "results".into(),
+            variants: vec![
+                v("lora", VariantKind::Lora, "models/adapters/lora/adapter"),
+                v("qlora", VariantKind::Qlora, "models/adapters/qlora/adapter"),
+                v("full", VariantKind::Full, "models/adapters/full/model"),
+            ],
+            profiles: serde_yaml::Mapping::new(),
+        }
+    }
+}
+
+/// The two sections a measuring phase reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Study {
+    /// `model:`.
+    pub model: ModelSection,
+    /// `evaluation:` with the profile applied.
+    pub eval: EvalConfig,
+}
+
+/// Read `model:` and `evaluation:` from a study config and apply `profile` (`default` applies
+/// nothing). Unknown keys, bad values and unknown profiles fail naming the file and the key.
+pub fn load_study(path: &Path, profile: &str) -> Result<Study> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bad = |reason: String| Error::Config { path: path.to_path_buf(), reason };
+    let doc: Value = serde_yaml::from_str(&text).map_err(|e| bad(format!("not valid YAML: {e}")))?;
+    let model: ModelSection = match doc.get("model") {
+        Some(v) => serde_yaml::from_value(v.clone()).map_err(|e| bad(format!("section `model`: {e}")))?,
+        None => ModelSection::default(),
+    };
+    let mut section = doc.get("evaluation").cloned().unwrap_or(Value::Mapping(Default::default()));
+    if profile != "default" {
+        let over = section.get("profiles").and_then(|p| p.get(profile)).cloned().ok_or_else(|| {
+            let known: Vec<String> = section.get("profiles").and_then(Value::as_mapping).map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_string)).collect()).unwrap_or_default();
+            bad(format!("no profile `{profile}` under `evaluation.profiles` (known: default{})", known.iter().map(|k| format!(", {k}")).collect::<String>()))
+        })?;
+        f1_core::config::merge_yaml(&mut section, over);
+    }
+    let eval: EvalConfig = serde_yaml::from_value(section).map_err(|e| bad(format!("section `evaluation`: {e}")))?;
+    eval.validate().map_err(bad)?;
+    Ok(Study { model, eval })
+}
+
+impl EvalConfig {
+    /// Check values a user could get wrong.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if !self.mcq.loglikelihood && !self.mcq.generative {
+            return Err("evaluation.mcq: enable `loglikelihood`, `generative` or both".into());
+        }
+        if self.mcq.chunk == 0 || self.mcq.batch == 0 || self.open_batch == 0 {
+            return Err("evaluation: `mcq.chunk`, `mcq.batch` and `open_batch` must be at least 1".into());
+        }
+        if self.mcq.generative && self.mcq.max_new_tokens == 0 {
+            return Err("evaluation.mcq.max_new_tokens must be at least 1 for the generative mode".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for v in &self.variants {
+            if v.name == "baseline" || !names.insert(v.name.as_str()) {
+                return Err(format!("evaluation.variants: the name `{}` is reserved or used twice", v.name));
+            }
+            if v.kind != VariantKind::Base && v.path.is_none() {
+                return Err(format!("evaluation.variants: `{}` needs a `path`", v.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_merge_and_mistakes_name_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("study.yaml");
+        std::fs::write(&p, "evaluation:\n  max_open: 7\n  mcq: {generative: false}\n  profiles:\n    quick: {max_questions: 5, mcq: {chunk: 2}}\n").expect("write");
+        let s = load_study(&p, "quick").expect("quick");
+        assert_eq!((s.eval.max_questions, s.eval.max_open, s.eval.mcq.chunk, s.eval.mcq.generative), (5, 7, 2, false));
+        assert_eq!(load_study(&p, "default").expect("default").eval.max_questions, 0);
+        let e = load_study(&p, "fast").expect_err("unknown profile").to_string();
+        assert!(e.contains("quick") && e.contains("study.yaml"), "{e}");
+        std::fs::write(&p, "evaluation:\n  max_questons: 5\n").expect("write");
+        let e = load_study(&p, "default").expect_err("typo").to_string();
+        assert!(e.contains("max_questons"), "{e}");
+        std::fs::write(&p, "evaluation:\n  mcq: {loglikelihood: false, generative: false}\n").expect("write");
+        assert!(load_study(&p, "default").is_err());
+    }
+}

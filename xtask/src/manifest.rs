@@ -1,0 +1,199 @@
+//! The run manifest, `results/manifest.json`: for every phase of `run-all`, the content hash of
+//! each input (sources, model file, configs, earlier phases' outputs) and output, the profile,
+//! and how long it took. A rerun skips a phase whose recorded inputs and outputs still hash the
+//! same; a phase that failed or was interrupted has no entry and runs again (training then
+//! resumes from its checkpoint). Later phases read earlier outputs as inputs, so a change
+//! anywhere reruns exactly what depends on it.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::Paths;
+
+/// What one phase reads and writes, as paths relative to the root (files or folders).
+pub struct PhaseFiles {
+    /// Inputs.
+    pub inputs: Vec<PathBuf>,
+    /// Outputs.
+    pub outputs: Vec<PathBuf>,
+}
+
+/// The F1 data mirror: `$F1_DATA`, else `../shared/f1data` next to the workspace.
+pub fn data_dir(paths: &Paths) -> PathBuf {
+    std::env::var_os("F1_DATA").map(PathBuf::from).unwrap_or_else(|| paths.root.join("..").join("shared").join("f1data"))
+}
+
+/// Inputs and outputs of `phase` under the study config `config`.
+pub fn phase_files(paths: &Paths, phase: &str, config: &Path) -> PhaseFiles {
+    let r = |p: &str| paths.root.join(p);
+    let curated = ["train.jsonl", "validation.jsonl", "test.jsonl", "benchmark.jsonl"].map(|f| r("data/curated").join(f));
+    let runs = ["lora", "qlora", "full"];
+    let trained: Vec<PathBuf> = runs.iter().flat_map(|n| [r(&format!("models/adapters/{n}/adapter")), r(&format!("models/adapters/{n}/model")), r(&format!("models/adapters/{n}/summary.json"))]).collect();
+    let mut inputs = vec![config.to_path_buf()];
+    let outputs = match phase {
+        "phase1-curation" => {
+            let d = data_dir(paths);
+            inputs.extend([d.join("f1db-main.tar.gz"), d.join("wikipedia"), d.join("livetiming")]);
+            vec![r("data/curated")]
+        }
+        "phase2-baseline" => {
+            inputs.push(paths.model.clone());
+            inputs.extend(curated.iter().cloned());
+            inputs.push(r("config/unanswerable.jsonl"));
+            vec![r("results/baseline")]
+        }
+        "phase3-training" => {
+            inputs.push(paths.model.clone());
+            inputs.extend(runs.iter().map(|n| r(&format!("config/{n}.yaml"))));
+            inputs.extend(curated[..2].iter().cloned());
+            trained.clone()
+        }
+        "phase4-evaluation" => {
+            inputs.push(paths.model.clone());
+            inputs.extend(curated.iter().cloned());
+            inputs.push(r("config/unanswerable.jsonl"));
+            inputs.extend(trained.iter().cloned());
+            inputs.push(r("results/baseline/mcq_items.jsonl"));
+            let mut out: Vec<PathBuf> = runs.iter().map(|n| r(&format!("results/{n}"))).collect();
+            out.push(r("results/comparison.json"));
+            out
+        }
+        _ => {
+            inputs.extend(["baseline", "lora", "qlora", "full"].iter().map(|n| r(&format!("results/{n}/eval.json"))));
+            inputs.push(r("results/comparison.json"));
+            inputs.extend(trained.iter().cloned());
+            inputs.push(r("data/curated/data_card.json"));
+            vec![r("results/reports")]
+        }
+    };
+    PhaseFiles { inputs, outputs }
+}
+
+/// sha256 of a file, or of a folder as the sorted list of (relative path, file hash); `absent`
+/// for a path that does not exist (so its appearance later changes the hash).
+pub fn hash_path(path: &Path) -> Result<String> {
+    if path.is_file() {
+        return hash_file(path);
+    }
+    if !path.is_dir() {
+        return Ok("absent".into());
+    }
+    let mut files = vec![];
+    collect(path, path, &mut files)?;
+    files.sort();
+    let mut h = Sha256::new();
+    for (rel, abs) in files {
+        h.update(rel.as_bytes());
+        h.update([0]);
+        h.update(hash_file(&abs)?.as_bytes());
+        h.update([b'\n']);
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let p = entry?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        // Temporary files of an interrupted write are not content.
+        if name.ends_with(".tmp") {
+            continue;
+        }
+        if p.is_dir() {
+            collect(root, &p, out)?;
+        } else {
+            out.push((p.strip_prefix(root).unwrap_or(&p).to_string_lossy().into_owned(), p));
+        }
+    }
+    Ok(())
+}
+
+fn hash_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// Hashes of `files`, keyed by path relative to the root (absolute outside it).
+pub fn hashes(paths: &Paths, files: &[PathBuf]) -> Result<BTreeMap<String, String>> {
+    files.iter().map(|f| Ok((paths.show(f), hash_path(f)?))).collect()
+}
+
+/// The manifest on disk.
+pub struct Manifest {
+    path: PathBuf,
+    doc: Value,
+}
+
+impl Manifest {
+    /// Read `results/manifest.json` (empty when absent; an unreadable one is set aside, not lost).
+    pub fn load(paths: &Paths) -> Result<Self> {
+        let path = paths.root.join("results").join("manifest.json");
+        let doc = match std::fs::read_to_string(&path) {
+            Ok(text) => match serde_json::from_str::<Value>(&text) {
+                Ok(v) if v.get("phases").is_some_and(Value::is_object) => v,
+                _ => {
+                    let aside = path.with_extension("json.corrupt");
+                    std::fs::rename(&path, &aside).with_context(|| format!("moving the unreadable {} aside", path.display()))?;
+                    eprintln!("run-all: {} was unreadable; moved to {} and starting a fresh manifest", paths.show(&path), paths.show(&aside));
+                    json!({"version": 1, "phases": {}})
+                }
+            },
+            Err(_) => json!({"version": 1, "phases": {}}),
+        };
+        Ok(Manifest { path, doc })
+    }
+
+    /// Whether `phase` ran to completion with these inputs under `profile`, and its outputs are
+    /// unchanged since.
+    pub fn up_to_date(&self, paths: &Paths, phase: &str, profile: &str, inputs: &BTreeMap<String, String>, outputs: &[PathBuf]) -> Result<bool> {
+        let Some(entry) = self.doc["phases"].get(phase) else { return Ok(false) };
+        if entry["profile"] != profile || entry["inputs"] != json!(inputs) {
+            return Ok(false);
+        }
+        Ok(entry["outputs"] == json!(hashes(paths, outputs)?))
+    }
+
+    /// Seconds the phase took last time (for an ETA).
+    pub fn last_seconds(&self, phase: &str) -> Option<f64> {
+        self.doc["phases"].get(phase)?.get("seconds")?.as_f64()
+    }
+
+    /// Forget a phase (it is about to run).
+    pub fn invalidate(&mut self, phase: &str) -> Result<()> {
+        if let Some(p) = self.doc["phases"].as_object_mut() {
+            p.remove(phase);
+        }
+        self.save()
+    }
+
+    /// Record a completed phase.
+    pub fn record(&mut self, phase: &str, profile: &str, inputs: BTreeMap<String, String>, outputs: BTreeMap<String, String>, seconds: f64) -> Result<()> {
+        let finished = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.doc["phases"][phase] = json!({"profile": profile, "inputs": inputs, "outputs": outputs, "seconds": seconds, "finished_at": finished});
+        self.save()
+    }
+
+    fn save(&self) -> Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = self.path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&self.doc)?).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.path).with_context(|| format!("writing {}", self.path.display()))?;
+        Ok(())
+    }
+}
