@@ -73,7 +73,8 @@ impl RemoteBackend {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(Error::Remote { url: config.endpoint.clone(), reason: "the endpoint must be an http:// or https:// URL ending in /v1".into() });
         }
-        if !(config.timeout_secs.is_finite() && config.timeout_secs > 0.0) || !(config.backoff_secs.is_finite() && config.backoff_secs >= 0.0) {
+        let sane = config.timeout_secs.is_finite() && config.timeout_secs > 0.0 && config.backoff_secs.is_finite() && config.backoff_secs >= 0.0;
+        if !sane {
             return Err(Error::Invalid(format!("remote backend {base}: timeout_secs must be > 0 and backoff_secs >= 0, got {} and {}", config.timeout_secs, config.backoff_secs)));
         }
         let client = reqwest::blocking::Client::builder()
