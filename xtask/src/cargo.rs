@@ -21,7 +21,7 @@ pub const PHASES: &[&str] = &[
 ];
 
 /// Benchmarks run by `cargo xtask bench`, as (package, bench target).
-const BENCHES: &[(&str, &str)] = &[("f1-core", "decode"), ("phase3-training", "train_step")];
+const BENCHES: &[(&str, &str)] = &[("f1-core", "decode"), ("phase3-training", "train_step"), ("phase4-evaluation", "mcq")];
 
 /// A cargo command with the project environment, run from the root.
 pub fn cargo(paths: &Paths) -> Command {
