@@ -6,7 +6,6 @@
 //! anywhere reruns exactly what depends on it.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -78,7 +77,7 @@ pub fn phase_files(paths: &Paths, phase: &str, config: &Path) -> PhaseFiles {
 /// for a path that does not exist (so its appearance later changes the hash).
 pub fn hash_path(path: &Path) -> Result<String> {
     if path.is_file() {
-        return hash_file(path);
+        return crate::model::sha256_file(path);
     }
     if !path.is_dir() {
         return Ok("absent".into());
@@ -90,7 +89,7 @@ pub fn hash_path(path: &Path) -> Result<String> {
     for (rel, abs) in files {
         h.update(rel.as_bytes());
         h.update([0]);
-        h.update(hash_file(&abs)?.as_bytes());
+        h.update(crate::model::sha256_file(&abs)?.as_bytes());
         h.update([b'\n']);
     }
     Ok(format!("{:x}", h.finalize()))
@@ -111,20 +110,6 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<
         }
     }
     Ok(())
-}
-
-fn hash_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(format!("{:x}", h.finalize()))
 }
 
 /// Hashes of `files`, keyed by path relative to the root (absolute outside it).

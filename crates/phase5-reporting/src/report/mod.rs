@@ -19,7 +19,6 @@ pub mod format;
 pub mod inputs;
 pub mod training;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use phase4_evaluation::variant::Variant;
@@ -97,19 +96,12 @@ pub struct Produced {
 /// removed so the folder matches the report).
 const PLOT_STEMS: [&str; 8] = ["loss", "mcq_accuracy", "mcq_outcomes", "latency_histogram", "latency_box", "category_accuracy_acc", "category_accuracy_generative", "rank_sweep"];
 
-/// Write `bytes` to `path` through a temporary sibling and a rename, so a reader never sees half
-/// a file.
+/// Write `bytes` atomically with the harness's writer (temporary sibling, then a rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let err = |p: &Path, source| Error::ReportOutput { path: p.to_path_buf(), source };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| err(dir, e))?;
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!("{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| err(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| err(&tmp, e))?;
-    f.sync_all().map_err(|e| err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| err(path, e))
+    phase4_evaluation::run::write_atomic(path, bytes).map_err(|e| match e {
+        phase4_evaluation::Error::Io { path, source } => Error::ReportOutput { path, source },
+        other => Error::ReportOutput { path: path.to_path_buf(), source: std::io::Error::other(other.to_string()) },
+    })
 }
 
 /// Decide whether PNGs can be drawn: `Ok(None)` with a registered font, `Ok(Some(reason))`
