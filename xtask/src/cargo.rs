@@ -21,7 +21,7 @@ pub const PHASES: &[&str] = &[
 ];
 
 /// Benchmarks run by `cargo xtask bench`, as (package, bench target).
-const BENCHES: &[(&str, &str)] = &[("f1-core", "decode"), ("phase3-training", "train_step"), ("phase4-evaluation", "mcq")];
+const BENCHES: &[(&str, &str)] = &[("f1-core", "decode"), ("phase3-training", "train_step"), ("phase4-evaluation", "mcq"), ("phase1-curation", "curate"), ("phase5-reporting", "serve_load"), ("phase3-training", "peer")];
 
 /// A cargo command with the project environment, run from the root.
 pub fn cargo(paths: &Paths) -> Command {
@@ -73,6 +73,10 @@ pub struct RunAll {
     /// Rerun this phase even when its outputs are up to date (repeatable).
     #[arg(long = "force", value_name = "PHASE", value_parser = clap::builder::PossibleValuesParser::new(PHASES))]
     force: Vec<String>,
+    /// Folder the study resolves its config's relative paths against and writes `data/`,
+    /// `models/`, `results/` under [default: the workspace root].
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -103,12 +107,17 @@ pub fn run_all(paths: &Paths, opts: &RunAll) -> Result<()> {
     if !config.is_file() {
         bail!("config file {} not found; pass --config FILE", config.display());
     }
+    let paths = &match &opts.root {
+        Some(dir) => paths.with_study_root(dir)?,
+        None => paths.with_study_root(&paths.root)?,
+    };
+    let layout = crate::manifest::StudyLayout::read(paths, &config)?;
     let profile = opts.profile.as_str();
     let mut manifest = crate::manifest::Manifest::load(paths)?;
     let started = Instant::now();
     let total = PHASES.len();
     for (i, phase) in PHASES.iter().enumerate() {
-        let files = crate::manifest::phase_files(paths, phase, &config);
+        let files = crate::manifest::phase_files(paths, phase, &config, &layout);
         let inputs = crate::manifest::hashes(paths, &files.inputs)?;
         let forced = opts.force.iter().any(|f| f == phase);
         if !forced && manifest.up_to_date(paths, phase, profile, &inputs, &files.outputs)? {
@@ -119,8 +128,11 @@ pub fn run_all(paths: &Paths, opts: &RunAll) -> Result<()> {
         println!("[{}/{total}] {phase}: running{}{eta}", i + 1, if forced { " (forced)" } else { "" });
         manifest.invalidate(phase)?;
         let t = Instant::now();
+        // Phases resolve the config's relative paths against their working directory (and
+        // `F1_ROOT`): the study root, which is the workspace unless `--root` says otherwise.
         let mut cmd = cargo(paths);
-        cmd.args(["run", "--release", "-q", "-p", phase, "--", "run", "--config"]).arg(&config).args(["--profile", profile]);
+        cmd.current_dir(&paths.study_root).args(["run", "--release", "-q", "--manifest-path"]).arg(paths.root.join("Cargo.toml"));
+        cmd.args(["-p", phase, "--", "run", "--config"]).arg(&config).args(["--profile", profile]);
         let ok = status(cmd, phase)?;
         let secs = t.elapsed().as_secs_f64();
         if !ok {
@@ -130,36 +142,42 @@ pub fn run_all(paths: &Paths, opts: &RunAll) -> Result<()> {
         println!("[{}/{total}] {phase}: ok ({secs:.1} s, {:.1} s elapsed)", i + 1, started.elapsed().as_secs_f64());
     }
     println!("run-all: done in {:.1} s\n", started.elapsed().as_secs_f64());
-    print!("{}", headline_table(paths));
-    let report = paths.root.join("results").join("reports").join("report.html");
+    print!("{}", headline_table(&layout));
+    let report = layout.results.join("reports").join("report.html");
     if report.is_file() {
         println!("report: {}", paths.show(&report));
     }
-    println!("manifest: {}", paths.show(&paths.root.join("results").join("manifest.json")));
+    println!("manifest: {}", paths.show(&paths.study_root.join("results").join("manifest.json")));
     Ok(())
 }
 
 /// The study's headline numbers, read from each variant's `eval.json` and training summary.
-fn headline_table(paths: &Paths) -> String {
+fn headline_table(layout: &crate::manifest::StudyLayout) -> String {
     let read = |p: PathBuf| std::fs::read_to_string(p).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
     let pct = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{:.1}", 100.0 * x));
     let mut out = format!("{:<10} {:>22} {:>30} {:>12} {:>10}\n", "variant", "loglik acc % [95% CI]", "generative C/I/Inv (acc %)", "median ms", "train s");
-    for name in ["baseline", "lora", "qlora", "full"] {
-        let Some(e) = read(paths.root.join("results").join(name).join("eval.json")) else { continue };
+    let variants = std::iter::once(("baseline".to_string(), PathBuf::new())).chain(layout.variants.iter().cloned());
+    for (name, trained) in variants {
+        let Some(e) = read(layout.results.join(&name).join("eval.json")) else { continue };
         let ll = &e["mcq"]["loglikelihood"]["acc"]["overall"];
         let g = &e["mcq"]["generative"];
         let ll_s = if ll.is_null() { "-".into() } else { format!("{} [{}-{}]", pct(&ll["acc"]), pct(&ll["ci95"][0]), pct(&ll["ci95"][1])) };
         let g_s = if g.is_null() { "-".into() } else { format!("{}/{}/{} ({})", g["correct"], g["incorrect"], g["invalid"], pct(&g["accuracy"]["overall"]["acc"])) };
         let lat = e["latency"]["total_ms"]["median"].as_f64().map_or("-".into(), |m| format!("{m:.0}"));
-        let train = read(paths.root.join("models").join("adapters").join(name).join("summary.json")).and_then(|s| s["train_seconds"].as_f64()).map_or("-".into(), |t| format!("{t:.0}"));
+        let train = trained.parent().and_then(|d| read(d.join("summary.json"))).and_then(|s| s["train_seconds"].as_f64()).map_or("-".into(), |t| format!("{t:.0}"));
         out += &format!("{name:<10} {ll_s:>22} {g_s:>30} {lat:>12} {train:>10}\n");
     }
     out
 }
 
-/// Run every benchmark in [`BENCHES`] whose source exists.
-pub fn bench(paths: &Paths) -> Result<()> {
-    for (package, bench) in BENCHES {
+/// The side-by-side comparison with Hugging Face (issue #8), the one `--quick` runs.
+const PEER_BENCH: (&str, &str) = ("phase3-training", "peer");
+
+/// Run every benchmark in [`BENCHES`] whose source exists; `quick` runs only the Hugging Face
+/// comparison, as a smoke run (`F1_BENCH_QUICK=1`: one repetition of small work).
+pub fn bench(paths: &Paths, quick: bool) -> Result<()> {
+    let selected: Vec<&(&str, &str)> = BENCHES.iter().filter(|b| !quick || **b == PEER_BENCH).collect();
+    for (package, bench) in selected {
         let source = paths.root.join("crates").join(package).join("benches").join(format!("{bench}.rs"));
         if !source.is_file() {
             println!("bench {package}/{bench}: not written yet ({})", paths.show(&source));
@@ -169,6 +187,9 @@ pub fn bench(paths: &Paths) -> Result<()> {
         // with `test` and `run-all` instead of building everything again under `bench`.
         let mut cmd = cargo(paths);
         cmd.args(["bench", "--profile", "release", "-p", package, "--bench", bench]);
+        if quick {
+            cmd.env("F1_BENCH_QUICK", "1");
+        }
         if !status(cmd, "cargo bench")? {
             bail!("benchmark {package}/{bench} failed (see the output above)");
         }

@@ -6,6 +6,7 @@
 
 mod cargo;
 mod doctor;
+mod e2e;
 mod manifest;
 mod model;
 mod setup;
@@ -30,15 +31,20 @@ pub struct Paths {
     pub libtorch: PathBuf,
     /// The base model every phase starts from.
     pub model: PathBuf,
+    /// Where a study resolves the relative paths of its config and writes `data/`, `models/`
+    /// and `results/`: the workspace root unless `run-all --root` names another folder.
+    pub study_root: PathBuf,
 }
 
 impl Paths {
     fn discover() -> Result<Self> {
-        // xtask lives one level below the root; this holds wherever cargo is invoked from.
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("xtask has a parent directory")
-            .to_path_buf();
+        // xtask lives one level below the root. `cargo run` sets CARGO_MANIFEST_DIR at run time
+        // too; that value wins over the compiled-in one, because a binary built in one checkout
+        // is reused unchanged from a shared CARGO_TARGET_DIR by another checkout elsewhere.
+        let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        let root = manifest_dir.parent().expect("xtask has a parent directory").to_path_buf();
         let venv = match std::env::var_os("F1_VENV").filter(|v| !v.is_empty()) {
             Some(v) => std::path::absolute(PathBuf::from(v))?,
             None => root.join(".venv"),
@@ -48,6 +54,7 @@ impl Paths {
             libtorch: root.join(".libtorch"),
             model: root.join("models").join("base").join(model::MODEL_FILE),
             venv,
+            study_root: root.clone(),
             root,
         })
     }
@@ -60,13 +67,20 @@ impl Paths {
             ("LIBTORCH", self.libtorch.clone().into_os_string()),
             ("F1_MODEL_GGUF", self.model.clone().into_os_string()),
             ("F1_PYTHON", self.python.clone().into_os_string()),
-            ("F1_ROOT", self.root.clone().into_os_string()),
+            ("F1_ROOT", self.study_root.clone().into_os_string()),
         ]
     }
 
     /// `path` relative to the root when it lies inside it, for shorter messages.
     pub fn show(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root).unwrap_or(path).display().to_string()
+        path.strip_prefix(&self.study_root).or_else(|_| path.strip_prefix(&self.root)).unwrap_or(path).display().to_string()
+    }
+
+    /// The same paths with studies rooted at `dir` (created when missing).
+    pub fn with_study_root(&self, dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create the study root {}: {e}", dir.display()))?;
+        let study_root = std::path::absolute(dir)?;
+        Ok(Paths { root: self.root.clone(), venv: self.venv.clone(), python: self.python.clone(), libtorch: self.libtorch.clone(), model: self.model.clone(), study_root })
     }
 }
 
@@ -94,8 +108,16 @@ enum Command {
     Doctor,
     /// Setup, then run the phase binaries in order.
     RunAll(cargo::RunAll),
-    /// Setup, then run the benchmarks.
-    Bench,
+    /// Setup, then run the benchmarks (results under `results/`, `results/bench.json` side by
+    /// side with Hugging Face).
+    Bench {
+        /// Only the Hugging Face comparison, small and with one repetition (a smoke run).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Setup, then test the chat page end to end in headless Chromium (installed with apt-get
+    /// when missing): type a question, wait for the streamed answer, compare with the API.
+    E2e,
     /// Setup, then chat with the model in the terminal (arguments go to the chat command).
     Chat {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -128,9 +150,13 @@ fn run(cli: Cli) -> Result<()> {
             setup::run(&paths)?;
             cargo::run_all(&paths, &opts)
         }
-        Command::Bench => {
+        Command::Bench { quick } => {
             setup::run(&paths)?;
-            cargo::bench(&paths)
+            cargo::bench(&paths, quick)
+        }
+        Command::E2e => {
+            setup::run(&paths)?;
+            e2e::run(&paths)
         }
         Command::Chat { args } => {
             setup::run(&paths)?;

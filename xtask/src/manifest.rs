@@ -27,47 +27,117 @@ pub fn data_dir(paths: &Paths) -> PathBuf {
     std::env::var_os("F1_DATA").map(PathBuf::from).unwrap_or_else(|| paths.root.join("..").join("shared").join("f1data"))
 }
 
+/// The paths a study config names, with the phases' defaults for keys it leaves out (the
+/// same defaults the phase crates use), relative paths resolved against the study root.
+pub struct StudyLayout {
+    /// `model.base` (a hub id resolves to a path that does not exist: the config's hash covers it).
+    pub model: PathBuf,
+    /// `curation.import`: a user's JSONL instead of the F1 sources.
+    pub import: Option<PathBuf>,
+    /// `training.runs`.
+    pub runs: Vec<PathBuf>,
+    /// `evaluation.benchmark`, `open_questions`, `unanswerable` (those set).
+    pub eval_inputs: Vec<PathBuf>,
+    /// `evaluation.results_dir`.
+    pub results: PathBuf,
+    /// `evaluation.variants`: (name, trained model or adapter folder).
+    pub variants: Vec<(String, PathBuf)>,
+}
+
+impl StudyLayout {
+    /// Read the layout from `config` (a missing or unreadable file fails naming it).
+    pub fn read(paths: &Paths, config: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).with_context(|| format!("{} is not valid YAML", config.display()))?;
+        let r = |p: &str| paths.study_root.join(p);
+        let at = |section: &str, key: &str| doc.get(section).and_then(|s| s.get(key));
+        let path_at = |section: &str, key: &str, default: Option<&str>| -> Option<PathBuf> {
+            match at(section, key) {
+                Some(serde_yaml::Value::Null) => None,
+                Some(v) => v.as_str().map(r),
+                None => default.map(r),
+            }
+        };
+        let model = path_at("model", "base", None).unwrap_or_else(|| paths.model.clone());
+        let runs = match at("training", "runs").and_then(|v| v.as_sequence()) {
+            Some(list) => list.iter().filter_map(|v| v.as_str()).map(r).collect(),
+            None => ["lora", "qlora", "full"].iter().map(|n| r(&format!("config/{n}.yaml"))).collect(),
+        };
+        let eval_inputs = [
+            path_at("evaluation", "benchmark", Some("data/curated/benchmark.jsonl")),
+            path_at("evaluation", "open_questions", Some("data/curated/test.jsonl")),
+            path_at("evaluation", "unanswerable", Some("config/unanswerable.jsonl")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let variants = match at("evaluation", "variants").and_then(|v| v.as_sequence()) {
+            Some(list) => list
+                .iter()
+                .filter_map(|v| Some((v.get("name")?.as_str()?.to_string(), v.get("path").and_then(|p| p.as_str()).map(r).unwrap_or_default())))
+                .collect(),
+            None => [("lora", "adapter"), ("qlora", "adapter"), ("full", "model")].iter().map(|(n, leaf)| (n.to_string(), r(&format!("models/adapters/{n}/{leaf}")))).collect(),
+        };
+        Ok(StudyLayout {
+            model,
+            import: path_at("curation", "import", None),
+            runs,
+            eval_inputs,
+            results: path_at("evaluation", "results_dir", Some("results")).unwrap_or_else(|| r("results")),
+            variants,
+        })
+    }
+
+    /// What training leaves for each variant: its model or adapter folder and the run summary.
+    fn trained(&self) -> Vec<PathBuf> {
+        self.variants.iter().flat_map(|(_, p)| [p.clone(), p.parent().map(|d| d.join("summary.json")).unwrap_or_default()]).collect()
+    }
+}
+
 /// Inputs and outputs of `phase` under the study config `config`.
-pub fn phase_files(paths: &Paths, phase: &str, config: &Path) -> PhaseFiles {
-    let r = |p: &str| paths.root.join(p);
-    let curated = ["train.jsonl", "validation.jsonl", "test.jsonl", "benchmark.jsonl"].map(|f| r("data/curated").join(f));
-    let runs = ["lora", "qlora", "full"];
-    let trained: Vec<PathBuf> = runs.iter().flat_map(|n| [r(&format!("models/adapters/{n}/adapter")), r(&format!("models/adapters/{n}/model")), r(&format!("models/adapters/{n}/summary.json"))]).collect();
+pub fn phase_files(paths: &Paths, phase: &str, config: &Path, layout: &StudyLayout) -> PhaseFiles {
+    let r = |p: &str| paths.study_root.join(p);
+    let curated = ["train.jsonl", "validation.jsonl", "test.jsonl"].map(|f| r("data/curated").join(f));
+    let trained = layout.trained();
     let mut inputs = vec![config.to_path_buf()];
     let outputs = match phase {
         "phase1-curation" => {
-            let d = data_dir(paths);
-            inputs.extend([d.join("f1db-main.tar.gz"), d.join("wikipedia"), d.join("livetiming")]);
+            match &layout.import {
+                Some(file) => inputs.push(file.clone()),
+                None => {
+                    let d = data_dir(paths);
+                    inputs.extend([d.join("f1db-main.tar.gz"), d.join("wikipedia"), d.join("livetiming")]);
+                }
+            }
             vec![r("data/curated")]
         }
         "phase2-baseline" => {
-            inputs.push(paths.model.clone());
-            inputs.extend(curated.iter().cloned());
-            inputs.push(r("config/unanswerable.jsonl"));
-            vec![r("results/baseline")]
+            inputs.push(layout.model.clone());
+            inputs.extend(layout.eval_inputs.iter().cloned());
+            vec![layout.results.join("baseline")]
         }
         "phase3-training" => {
-            inputs.push(paths.model.clone());
-            inputs.extend(runs.iter().map(|n| r(&format!("config/{n}.yaml"))));
+            inputs.push(layout.model.clone());
+            inputs.extend(layout.runs.iter().cloned());
             inputs.extend(curated[..2].iter().cloned());
-            trained.clone()
+            trained
         }
         "phase4-evaluation" => {
-            inputs.push(paths.model.clone());
-            inputs.extend(curated.iter().cloned());
-            inputs.push(r("config/unanswerable.jsonl"));
-            inputs.extend(trained.iter().cloned());
-            inputs.push(r("results/baseline/mcq_items.jsonl"));
-            let mut out: Vec<PathBuf> = runs.iter().map(|n| r(&format!("results/{n}"))).collect();
-            out.push(r("results/comparison.json"));
+            inputs.push(layout.model.clone());
+            inputs.extend(layout.eval_inputs.iter().cloned());
+            inputs.extend(trained);
+            inputs.push(layout.results.join("baseline").join("mcq_items.jsonl"));
+            let mut out: Vec<PathBuf> = layout.variants.iter().map(|(n, _)| layout.results.join(n)).collect();
+            out.push(layout.results.join("comparison.json"));
             out
         }
         _ => {
-            inputs.extend(["baseline", "lora", "qlora", "full"].iter().map(|n| r(&format!("results/{n}/eval.json"))));
-            inputs.push(r("results/comparison.json"));
-            inputs.extend(trained.iter().cloned());
+            inputs.push(layout.results.join("baseline").join("eval.json"));
+            inputs.extend(layout.variants.iter().map(|(n, _)| layout.results.join(n).join("eval.json")));
+            inputs.push(layout.results.join("comparison.json"));
+            inputs.extend(trained);
             inputs.push(r("data/curated/data_card.json"));
-            vec![r("results/reports")]
+            vec![layout.results.join("reports")]
         }
     };
     PhaseFiles { inputs, outputs }
@@ -126,7 +196,7 @@ pub struct Manifest {
 impl Manifest {
     /// Read `results/manifest.json` (empty when absent; an unreadable one is set aside, not lost).
     pub fn load(paths: &Paths) -> Result<Self> {
-        let path = paths.root.join("results").join("manifest.json");
+        let path = paths.study_root.join("results").join("manifest.json");
         let doc = match std::fs::read_to_string(&path) {
             Ok(text) => match serde_json::from_str::<Value>(&text) {
                 Ok(v) if v.get("phases").is_some_and(Value::is_object) => v,

@@ -14,12 +14,15 @@ use crate::{model, Paths};
 
 /// Every Python package the project uses, pinned. `torch` must match the libtorch `tch` 0.26
 /// binds; `peft`, `sacrebleu` and `rouge-score` are the references our adapters and metrics
-/// are checked against.
+/// are checked against; `accelerate` and `bitsandbytes` (NF4 on CPU since 0.46) serve the
+/// Hugging Face peer of `cargo xtask bench`.
 pub const PINS: &[(&str, &str)] = &[
     ("torch", "2.13.0"),
     ("transformers", "5.23.0"),
     ("gguf", "0.19.0"),
     ("peft", "0.21.2"),
+    ("accelerate", "1.15.0"),
+    ("bitsandbytes", "0.50.2"),
     ("sacrebleu", "2.6.0"),
     ("rouge-score", "0.1.2"),
 ];

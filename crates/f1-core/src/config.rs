@@ -391,6 +391,21 @@ mod tests {
     }
 }
 
+/// The `model:` section of a study document with `model.profiles.<profile>` merged over it
+/// and the `profiles` key dropped. A profile need not touch the model (`quick` does not), so a
+/// profile missing here is no error; the phases' own sections name unknown profiles.
+pub fn study_model_section(doc: &serde_yaml::Value, profile: &str) -> serde_yaml::Value {
+    let mut section = doc.get("model").cloned().unwrap_or(serde_yaml::Value::Mapping(Default::default()));
+    let over = section.get("profiles").and_then(|p| p.get(profile)).cloned();
+    if let serde_yaml::Value::Mapping(m) = &mut section {
+        m.remove("profiles");
+    }
+    if let Some(over) = over.filter(|_| profile != "default") {
+        merge_yaml(&mut section, over);
+    }
+    section
+}
+
 /// Deep-merge `over` into `base`: mappings merge key by key, anything else replaces. This is
 /// how a named profile (`quick`, `gpu`) overrides a config section.
 pub fn merge_yaml(base: &mut serde_yaml::Value, over: serde_yaml::Value) {

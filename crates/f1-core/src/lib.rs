@@ -33,6 +33,7 @@ pub mod tokenizer;
 
 pub use chat::{ChatMessage, ChatTemplate};
 pub use config::{Config, ModelOptions};
+pub use device::CudaMemoryProbe;
 pub use error::{Error, Result};
 pub use generate::{generate, loglikelihood, loglikelihood_grouped, FinishReason, GenerationConfig, GenerationOutput, LogLikelihood, ScoreGroup};
 pub use llama::{KvCache, Llama, WeightInit};

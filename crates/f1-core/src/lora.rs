@@ -320,6 +320,19 @@ pub fn quantize_base(model: &mut Llama) -> (usize, usize) {
     (before, after)
 }
 
+/// Keep a dequantized copy of every NF4 base weight in `kind` for inference (see
+/// [`crate::nf4::Nf4Tensor::cache_dequantized`]); returns the bytes the copies take.
+pub fn cache_dequantized_base(model: &mut Llama, kind: Kind) -> usize {
+    let mut bytes = 0;
+    for (_, lin) in model.linears_mut() {
+        if let Some(q) = lin.quantized.as_mut() {
+            q.cache_dequantized(kind);
+            bytes += q.cache_nbytes();
+        }
+    }
+    bytes
+}
+
 /// Export the model with its adapters folded in as a Hugging Face model directory that
 /// `transformers.AutoModelForCausalLM.from_pretrained` (and [`crate::load_model`]) loads:
 /// `config.json`, `model.safetensors` in `kind`, `tokenizer.json`, `tokenizer_config.json`

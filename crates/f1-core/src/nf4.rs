@@ -51,6 +51,8 @@ pub struct Nf4Tensor {
     absmax_offset: f64,
     shape: Vec<i64>,
     numel: i64,
+    /// A dequantized copy kept by [`Nf4Tensor::cache_dequantized`] (inference only).
+    cache: Option<Tensor>,
 }
 
 impl Nf4Tensor {
@@ -79,7 +81,7 @@ impl Nf4Tensor {
         let centred = (&absmax - offset).constant_pad_nd([0, n2 * BLOCK2 - n_blocks]).view([n2, BLOCK2]);
         let scale = centred.abs().amax(1, false).clamp_min(f32::MIN_POSITIVE as f64) / 127.0;
         let absmax_q = (&centred / scale.unsqueeze(1)).round().clamp(-127.0, 127.0).to_kind(Kind::Int8).flatten(0, -1).narrow(0, 0, n_blocks);
-        Nf4Tensor { packed, absmax_q, absmax_scale: scale, absmax_offset: offset, shape, numel }
+        Nf4Tensor { packed, absmax_q, absmax_scale: scale, absmax_offset: offset, shape, numel, cache: None }
     }
 
     /// The block scales after double-dequantization (n_blocks,), fp32.
@@ -89,8 +91,29 @@ impl Nf4Tensor {
         self.absmax_q.to_kind(Kind::Float) * scale + self.absmax_offset
     }
 
-    /// Dequantize to the original shape in `kind` (done on the fly in every forward pass).
+    /// Dequantize to the original shape in `kind` (done on the fly in every forward pass,
+    /// unless [`Nf4Tensor::cache_dequantized`] kept a copy in `kind`).
     pub fn dequantize(&self, kind: Kind) -> Tensor {
+        match &self.cache {
+            Some(c) if c.kind() == kind => c.shallow_clone(),
+            _ => self.dequantize_codes(kind),
+        }
+    }
+
+    /// Keep the dequantized matrix in `kind` so forward passes stop rebuilding it. For
+    /// inference on CPU, where rebuilding every projection for each decoded token costs
+    /// several times the matmul itself; outputs are bit-identical (the cache is exactly what
+    /// [`Nf4Tensor::dequantize`] computes), at the price of the full-precision memory.
+    pub fn cache_dequantized(&mut self, kind: Kind) {
+        self.cache = Some(tch::no_grad(|| self.dequantize_codes(kind)));
+    }
+
+    /// Bytes held by the dequantized cache (0 without one).
+    pub fn cache_nbytes(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.numel() * c.kind().elt_size_in_bytes())
+    }
+
+    fn dequantize_codes(&self, kind: Kind) -> Tensor {
         let device = self.packed.device();
         let hi = self.packed.bitwise_right_shift_tensor_scalar(4);
         let lo = self.packed.bitwise_and(15);
@@ -169,5 +192,19 @@ mod tests {
         // Odd sizes pad internally and still round-trip their shape.
         let odd = Tensor::randn([3, 7], (Kind::Float, Device::Cpu));
         assert_eq!(Nf4Tensor::quantize(&odd).dequantize(Kind::Float).size(), vec![3, 7]);
+    }
+
+    #[test]
+    fn the_inference_cache_returns_exactly_the_dequantized_weights() {
+        tch::manual_seed(1);
+        let w = Tensor::randn([64, 96], (Kind::Float, Device::Cpu));
+        let mut q = Nf4Tensor::quantize(&w);
+        let fresh = q.dequantize(Kind::Float);
+        assert_eq!(q.cache_nbytes(), 0);
+        q.cache_dequantized(Kind::Float);
+        assert_eq!(q.cache_nbytes(), 64 * 96 * 4);
+        assert!(q.dequantize(Kind::Float).equal(&fresh), "cached weights differ from dequantized ones");
+        // Another dtype than the cached one is still computed from the codes.
+        assert!(q.dequantize(Kind::Double).equal(&fresh.to_kind(Kind::Double)));
     }
 }

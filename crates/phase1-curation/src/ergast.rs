@@ -818,6 +818,9 @@ pub fn reconcile(f1db: &F1Db, ergast: &Ergast) -> Reconciliation {
     out
 }
 
+/// The CSVs [`Ergast::load`] reads.
+pub const TABLES: [&str; 4] = ["races.csv", "drivers.csv", "results.csv", "driver_standings.csv"];
+
 /// Where the mirror keeps the Ergast CSVs.
 pub fn ergast_dir() -> PathBuf {
     crate::data_dir().join("ergast")

@@ -67,8 +67,17 @@ fn main() -> Result<()> {
             let config = resolve(&config);
             let cfg = CurationConfig::load(&config, &profile)
                 .with_context(|| format!("reading the `curation:` section of {}; hint: see config/study.yaml for the keys", config.display()))?;
-            let mirror = phase1_curation::data_dir();
             let out = resolve(&out);
+            if let Some(input) = &cfg.import {
+                let input = resolve(input);
+                let dir = out.join("curated");
+                let curated = import::import(&input, &dir, cfg.seed, cfg.near_duplicate).with_context(|| {
+                    format!("importing {} (`curation.import` of {}); hint: one JSON object per line (messages, instruction/output or prompt/completion)", input.display(), config.display())
+                })?;
+                tracing::info!(pairs = curated.pairs.len(), rejects = curated.card.rejects.len(), splits = ?curated.card.pairs_by_split, "imported {} into {}", input.display(), dir.display());
+                return Ok(());
+            }
+            let mirror = phase1_curation::data_dir();
             let spinner = ProgressBar::new_spinner();
             spinner.enable_steady_tick(std::time::Duration::from_millis(120));
             spinner.set_message(format!("loading sources from {}", mirror.display()));

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use phase1_curation::curate::config::CurationConfig;
 use phase1_curation::curate::pipeline::{self, Curated, Inputs};
 use phase1_curation::curate::split::Split;
-use phase1_curation::curate::{import, leakage, Category};
+use phase1_curation::curate::{facts_text, import, leakage, Category};
 
 fn inputs() -> &'static Inputs {
     static INPUTS: OnceLock<Inputs> = OnceLock::new();
@@ -141,10 +141,69 @@ fn run_writes_every_file() {
     for f in ["train.jsonl", "validation.jsonl", "test.jsonl", "train.alpaca.jsonl", "benchmark.jsonl", "data_card.md", "data_card.json", "resolved_config.yaml"] {
         assert!(dir.path().join(f).is_file(), "{f}");
     }
-    let line = std::fs::read_to_string(dir.path().join("train.jsonl")).expect("read");
-    let v: serde_json::Value = serde_json::from_str(line.lines().next().expect("a line")).expect("json");
-    assert_eq!(v["messages"][0]["role"], "user");
-    assert!(v["fact_keys"].is_array() && v["provenance"].is_string() && v["difficulty"].is_string());
+    for f in ["train.jsonl", "train.alpaca.jsonl"] {
+        let text = std::fs::read_to_string(dir.path().join(f)).expect("read");
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json");
+            for k in ["id", "source", "category", "difficulty", "provenance"] {
+                assert!(v[k].as_str().is_some_and(|s| !s.is_empty()), "{f}: `{k}` missing in {line}");
+            }
+            assert!(v["fact_keys"].is_array(), "{f}: {line}");
+            if f.contains("alpaca") {
+                assert!(v["instruction"].is_string() && v["input"].is_string() && v["output"].is_string(), "{line}");
+            } else {
+                assert_eq!((v["messages"][0]["role"].as_str(), v["messages"][1]["role"].as_str()), (Some("user"), Some("assistant")));
+            }
+        }
+    }
+}
+
+#[test]
+fn article_pairs_are_extractive_with_the_span_in_the_article_text() {
+    let (facts, _) = facts_text::article_facts(&inputs().articles);
+    let by_key: HashMap<&str, &phase1_curation::curate::Fact> = facts.iter().map(|f| (f.key.as_str(), f)).collect();
+    let texts: HashMap<String, String> = inputs()
+        .articles
+        .iter()
+        .map(|(file, a)| (a.url.clone().unwrap_or_else(|| file.clone()), facts_text::article_text(a)))
+        .collect();
+    let mut checked = 0;
+    for (p, _) in curated().pairs.iter().filter(|(p, _)| p.category == Category::History) {
+        let f = by_key[p.fact_keys[0].as_str()];
+        let (url, text) = texts.iter().find(|(u, _)| p.provenance.starts_with(&format!("{u} ["))).expect("the pair names its article");
+        assert!(text.contains(&f.value), "{}: {:?} is not in {url}", p.id, f.value);
+        assert!(p.answer.contains(&f.value), "{}: the answer {:?} lacks the span {:?}", p.id, p.answer, f.value);
+        checked += 1;
+    }
+    assert!(checked > 20, "only {checked} article pairs");
+}
+
+#[test]
+fn every_category_is_split_80_10_10() {
+    let card = &curated().card;
+    for cat in ["results", "standings", "drivers", "constructors", "circuits", "history", "strategy"] {
+        let n = |s: &str| card.pairs_by_category_split.get(&format!("{cat}/{s}")).copied().unwrap_or(0) as f64;
+        let total = n("train") + n("validation") + n("test");
+        assert!(total > 0.0, "{cat}");
+        assert!((0.65..=0.92).contains(&(n("train") / total)), "{cat}: train {} of {total}", n("train"));
+        assert!(n("test") > 0.0 && n("validation") > 0.0, "{cat}: {:?}", card.pairs_by_category_split);
+    }
+}
+
+#[test]
+fn the_card_reports_the_ergast_reconciliation_with_every_disagreement() {
+    let card = &curated().card;
+    let r = card.reconciliation.as_ref().expect("reconciled");
+    assert!(r.races_compared > 1000 && r.seasons_compared > 60, "{} races, {} seasons", r.races_compared, r.seasons_compared);
+    let winner_disagreements = r.disagreements.iter().filter(|d| d.kind == phase1_curation::ergast::DisagreementKind::Winner).count();
+    assert_eq!(r.winners_agree + winner_disagreements, r.races_compared);
+    assert!(!r.name_matches_by_rule.is_empty(), "spelling variants such as Fangio's are matched by a rule");
+    assert!(card.inputs.iter().any(|f| f.path.ends_with("results.csv")));
+    let md = card.markdown();
+    assert!(md.contains("## Ergast reconciliation") && md.contains(&format!("Disagreements: {}.", r.disagreements.len())));
+    for d in &r.disagreements {
+        assert!(md.contains(&d.key), "disagreement {} is missing from the card", d.key);
+    }
 }
 
 #[test]

@@ -70,6 +70,9 @@ pub struct TrainSummary {
     pub base_weight_bytes_nf4: Option<usize>,
     /// Peak resident memory of the process (MiB).
     pub peak_rss_mib: f64,
+    /// Peak GPU memory of the process during the run (MiB), as the NVIDIA driver reports it;
+    /// `None` on CPU or without the driver (see `f1_core::CudaMemoryProbe`).
+    pub cuda_peak_mib: Option<f64>,
     /// Seconds spent in training steps.
     pub train_seconds: f64,
     /// Optimizer steps done.
@@ -165,6 +168,7 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
 
     // 1. The model, and what trains.
     let opts = ModelOptions::parse(&t.device, &t.dtype)?;
+    let cuda = f1_core::CudaMemoryProbe::start(opts.device);
     tch::manual_seed(t.seed as i64);
     let mut m = load_model(&cfg.model, &opts, None)?;
     let total_params = m.model.config().num_parameters();
@@ -348,6 +352,7 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
         base_weight_bytes,
         base_weight_bytes_nf4,
         peak_rss_mib: peak_rss_mib(),
+        cuda_peak_mib: cuda.peak_mib(),
         train_seconds: state.train_seconds,
         steps: state.step,
         tokens_seen: state.tokens_seen,

@@ -37,7 +37,8 @@ pub fn study_runs(study: &Path, profile: &str, root: &Path) -> Result<Vec<TrainC
         f1_core::config::merge_yaml(&mut section, over);
     }
     let section: Section = serde_yaml::from_value(section).map_err(|e| bad(format!("section `training`: {e}")))?;
-    let model = doc.get("model");
+    let model_section = f1_core::config::study_model_section(&doc, profile);
+    let model = Some(&model_section);
     let mut runs = vec![];
     for file in &section.runs {
         let path = if file.is_relative() { root.join(file) } else { file.clone() };

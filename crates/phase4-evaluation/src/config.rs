@@ -14,7 +14,7 @@ use crate::{Error, Result};
 
 /// The study's model section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ModelSection {
     /// GGUF file, HF directory or hub id of the base model.
     pub base: String,
@@ -114,6 +114,8 @@ pub struct Study {
     pub model: ModelSection,
     /// `evaluation:` with the profile applied.
     pub eval: EvalConfig,
+    /// Top-level `domain:` (what the study adapts the model to), if set.
+    pub domain: Option<String>,
 }
 
 /// Read `model:` and `evaluation:` from a study config and apply `profile` (`default` applies
@@ -122,10 +124,7 @@ pub fn load_study(path: &Path, profile: &str) -> Result<Study> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let bad = |reason: String| Error::Config { path: path.to_path_buf(), reason };
     let doc: Value = serde_yaml::from_str(&text).map_err(|e| bad(format!("not valid YAML: {e}")))?;
-    let model: ModelSection = match doc.get("model") {
-        Some(v) => serde_yaml::from_value(v.clone()).map_err(|e| bad(format!("section `model`: {e}")))?,
-        None => ModelSection::default(),
-    };
+    let model: ModelSection = serde_yaml::from_value(f1_core::config::study_model_section(&doc, profile)).map_err(|e| bad(format!("section `model`: {e}")))?;
     let mut section = doc.get("evaluation").cloned().unwrap_or(Value::Mapping(Default::default()));
     if profile != "default" {
         let over = section.get("profiles").and_then(|p| p.get(profile)).cloned().ok_or_else(|| {
@@ -136,7 +135,12 @@ pub fn load_study(path: &Path, profile: &str) -> Result<Study> {
     }
     let eval: EvalConfig = serde_yaml::from_value(section).map_err(|e| bad(format!("section `evaluation`: {e}")))?;
     eval.validate().map_err(bad)?;
-    Ok(Study { model, eval })
+    let domain = match doc.get("domain") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) => Some(d.clone()),
+        Some(other) => return Err(bad(format!("`domain` must be a string, found {other:?}"))),
+    };
+    Ok(Study { model, eval, domain })
 }
 
 impl EvalConfig {
@@ -183,5 +187,23 @@ mod tests {
         assert!(e.contains("max_questons"), "{e}");
         std::fs::write(&p, "evaluation:\n  mcq: {loglikelihood: false, generative: false}\n").expect("write");
         assert!(load_study(&p, "default").is_err());
+    }
+
+    #[test]
+    fn a_profile_can_swap_the_model_and_the_shipped_study_loads_under_each_profile() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("study.yaml");
+        std::fs::write(&p, "model:\n  base: small.gguf\n  profiles:\n    gpu: {base: org/big, dtype: bf16}\nevaluation:\n  profiles:\n    gpu: {}\n").expect("write");
+        let gpu = load_study(&p, "gpu").expect("gpu");
+        assert_eq!((gpu.model.base.as_str(), gpu.model.dtype.as_str(), gpu.model.device.as_str()), ("org/big", "bf16", "auto"));
+        assert_eq!(load_study(&p, "default").expect("default").model.base, "small.gguf");
+        // The repository's own study: every profile it names resolves.
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/study.yaml");
+        let default = load_study(&shipped, "default").expect("default profile");
+        let quick = load_study(&shipped, "quick").expect("quick profile");
+        let gpu = load_study(&shipped, "gpu").expect("gpu profile");
+        assert!(quick.eval.max_questions > 0 && quick.eval.max_questions < default.eval.max_questions.max(1_000_000));
+        assert_eq!(gpu.model.dtype, "bf16");
+        assert!(gpu.model.base.contains('/') && !gpu.model.base.ends_with(".gguf"), "gpu profile names a hub id: {}", gpu.model.base);
     }
 }

@@ -432,7 +432,14 @@ pub fn report(results: &[ItemResult], seed: u64) -> McqReport {
 /// Run the chosen modes over `items` and pair the outcomes with the items.
 pub fn evaluate(backend: &mut dyn Backend, items: &[McqItem], modes: &McqModes) -> Result<Vec<ItemResult>> {
     let ll = if modes.loglikelihood { Some(score_loglikelihood(backend, items, modes.chunk)?) } else { None };
-    let gen = if modes.generative { Some(score_generative(backend, items, modes.max_new_tokens, modes.batch)?) } else { None };
+    let mut gen: Vec<Option<GenOutcome>> = vec![None; items.len()];
+    if modes.generative {
+        let picked = spread(items.len(), modes.generative_questions);
+        let subset: Vec<McqItem> = picked.iter().map(|&i| items[i].clone()).collect();
+        for (i, outcome) in picked.into_iter().zip(score_generative(backend, &subset, modes.max_new_tokens, modes.batch)?) {
+            gen[i] = Some(outcome);
+        }
+    }
     Ok(items
         .iter()
         .enumerate()
@@ -443,9 +450,18 @@ pub fn evaluate(backend: &mut dyn Backend, items: &[McqItem], modes: &McqModes) 
             difficulty: it.difficulty.clone(),
             control: it.control,
             ll: ll.as_ref().map(|v| v[i].clone()),
-            generative: gen.as_ref().map(|v| v[i].clone()),
+            generative: gen[i].take(),
         })
         .collect())
+}
+
+/// `k` indices spread evenly over `0..n` (all of them when `k` is 0 or at least `n`), so a
+/// subset of a file grouped by category still samples every part of it.
+pub fn spread(n: usize, k: usize) -> Vec<usize> {
+    if k == 0 || k >= n {
+        return (0..n).collect();
+    }
+    (0..k).map(|j| j * n / k).collect()
 }
 
 /// Which modes to run and how.
@@ -462,11 +478,14 @@ pub struct McqModes {
     pub max_new_tokens: usize,
     /// Conversations decoded together in generative mode.
     pub batch: usize,
+    /// Questions the generative mode answers, spread evenly over the benchmark (0 = all): it
+    /// decodes a dozen tokens per question, so it costs several times the log-likelihood mode.
+    pub generative_questions: usize,
 }
 
 impl Default for McqModes {
     fn default() -> Self {
-        McqModes { loglikelihood: true, generative: true, chunk: 16, max_new_tokens: 12, batch: 8 }
+        McqModes { loglikelihood: true, generative: true, chunk: 16, max_new_tokens: 12, batch: 8, generative_questions: 0 }
     }
 }
 
@@ -476,6 +495,15 @@ mod tests {
 
     fn opts() -> Vec<String> {
         ["Monaco", "Monza", "Spa", "Suzuka"].iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn generative_subsets_spread_over_the_whole_benchmark() {
+        assert_eq!(spread(10, 0), (0..10).collect::<Vec<_>>());
+        assert_eq!(spread(10, 20), (0..10).collect::<Vec<_>>());
+        assert_eq!(spread(10, 4), vec![0, 2, 5, 7]);
+        assert_eq!(spread(1000, 150).len(), 150);
+        assert!(spread(1000, 150).windows(2).all(|w| w[1] - w[0] >= 6 && w[1] - w[0] <= 7));
     }
 
     #[test]

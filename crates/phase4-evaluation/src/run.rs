@@ -63,8 +63,9 @@ pub struct LatencySample {
 pub struct Resources {
     /// Peak resident memory of the process, MiB (Linux `VmHWM`), if known.
     pub peak_rss_mib: Option<f64>,
-    /// Peak CUDA memory, MiB, when on GPU and known (libtorch's allocator statistics are not
-    /// exposed through `tch`, so this stays empty for now).
+    /// Peak GPU memory of this process during the evaluation, MiB, as the NVIDIA driver reports
+    /// it (CUDA context and libtorch's cached blocks, see `f1_core::CudaMemoryProbe`); empty on
+    /// CPU, for remote backends and without the driver.
     pub cuda_peak_mib: Option<f64>,
     /// Seconds spent per stage (`load`, `mcq`, `open`, `hallucination`, `latency`).
     pub wall_s: std::collections::BTreeMap<String, f64>,
@@ -143,6 +144,9 @@ pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
 /// `<cfg.results_dir>/<variant>/`. `load_s` is the time it took to load the model.
 pub fn evaluate(backend: &mut dyn Backend, variant: &str, runtime: &str, cfg: &EvalConfig, load_s: f64) -> Result<EvalReport> {
     let out = cfg.results_dir.join(variant);
+    // The backend may be remote or on the CPU even where CUDA works: then this process holds
+    // no GPU memory and the probe reports none.
+    let cuda = f1_core::CudaMemoryProbe::start(tch::Device::cuda_if_available());
     let mut wall = std::collections::BTreeMap::from([("load".to_string(), load_s)]);
     let mut items = mcq::read_mcq(&cfg.benchmark)?;
     if cfg.max_questions > 0 {
@@ -217,6 +221,11 @@ pub fn evaluate(backend: &mut dyn Backend, variant: &str, runtime: &str, cfg: &E
         None
     };
 
+    let cuda_peak_mib = cuda.peak_mib();
+    match (cuda_peak_mib, cuda.reason()) {
+        (Some(mib), _) => tracing::info!(variant, cuda_peak_mib = mib, "GPU memory"),
+        (None, reason) => tracing::debug!(variant, reason = reason.as_deref().unwrap_or_default(), "no GPU memory measured"),
+    }
     let report = EvalReport {
         schema_version: SCHEMA_VERSION,
         variant: variant.to_string(),
@@ -227,7 +236,7 @@ pub fn evaluate(backend: &mut dyn Backend, variant: &str, runtime: &str, cfg: &E
         open: open_report,
         hallucination,
         latency,
-        resources: Resources { peak_rss_mib: f1_core::device::peak_rss_mib(), cuda_peak_mib: None, wall_s: wall },
+        resources: Resources { peak_rss_mib: f1_core::device::peak_rss_mib(), cuda_peak_mib, wall_s: wall },
         finished_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         config: cfg.clone(),
     };

@@ -79,6 +79,13 @@ impl Variant {
                 if self.kind == VariantKind::LoraMerged {
                     lora::merge(&mut loaded.model)?;
                 }
+                if self.kind == VariantKind::Qlora && !loaded.model.device().is_cuda() {
+                    // Same numbers, several times faster decoding on CPU; on a GPU the NF4 base
+                    // stays compact, as QLoRA intends.
+                    let kind = loaded.model.dtype();
+                    let bytes = lora::cache_dequantized_base(&mut loaded.model, kind);
+                    tracing::info!(variant = %self.name, "NF4 base dequantized once for CPU inference ({:.1} MB)", bytes as f64 / 1e6);
+                }
                 let what = match self.kind {
                     VariantKind::Qlora => "QLoRA adapter (NF4 base)",
                     VariantKind::LoraMerged => "LoRA adapter merged",

@@ -102,6 +102,15 @@ fn the_harness_scores_a_real_model_end_to_end() {
     for m in &c.modes {
         assert_eq!((m.bootstrap.diff, m.mcnemar.p_value), (0.0, 1.0), "{}", m.mode);
     }
+    // A generative subset: every question scored by log-likelihood, two spread ones generated.
+    let six = phase4_evaluation::mcq::read_mcq(&cfg.benchmark).expect("benchmark");
+    let modes = McqModes { generative_questions: 2, max_new_tokens: 4, ..cfg.mcq.clone() };
+    let part = phase4_evaluation::mcq::evaluate(&mut backend, &six, &modes).expect("subset");
+    assert_eq!(part.iter().filter(|r| r.ll.is_some()).count(), 6);
+    let generated: Vec<usize> = part.iter().enumerate().filter(|(_, r)| r.generative.is_some()).map(|(i, _)| i).collect();
+    assert_eq!(generated, vec![0, 3]);
+    assert_eq!(phase4_evaluation::mcq::report(&part, 1).generative.map(|g| g.total), Some(2));
+
     // A corrupt eval.json is an error that names the file.
     std::fs::write(cfg.results_dir.join("baseline/eval.json"), "{ not json").expect("write");
     let e = run::read_report(&cfg.results_dir.join("baseline/eval.json")).expect_err("corrupt").to_string();

@@ -30,6 +30,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// Server settings that cannot work (no model, a name used twice, a zero limit).
+    #[error("invalid server settings: {0}")]
+    Settings(String),
     /// A server thread panicked (the panic message is in the log).
     #[error("the server's {0} thread panicked (see the log above)")]
     Panicked(&'static str),

@@ -7,6 +7,7 @@
 use std::io::{BufRead, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -14,6 +15,7 @@ use f1_core::{load_model, GenerationConfig, ModelOptions};
 use phase4_evaluation::{Variant, VariantKind};
 use phase5_reporting::chat::ChatSession;
 use phase5_reporting::report::FontChoice;
+use phase5_reporting::serve::{ServeOptions, ServedModel};
 
 #[derive(Parser)]
 #[command(version, about = "Phase 5: the report and the demo")]
@@ -26,8 +28,8 @@ struct Cli {
 enum Command {
     /// Chat with a model in the terminal (type /reset to clear the history, /exit to quit).
     Chat(ChatArgs),
-    /// Serve a model (base, adapter or full fine-tune) over an OpenAI-compatible HTTP API, with a
-    /// chat page at `/`.
+    /// Serve one or more variants (base, adapters, full fine-tunes) side by side over an
+    /// OpenAI-compatible HTTP API, with a chat page at `/`.
     Serve(ServeArgs),
     /// Build the study report from the phase outputs named by a study config (what
     /// `cargo xtask run-all` runs as the last phase).
@@ -116,24 +118,56 @@ struct ServeArgs {
     /// Base model: a .gguf file, a Hugging Face model directory, or a hub id (org/name).
     #[arg(long, default_value_os_t = f1_core::load::default_base_model())]
     model: PathBuf,
-    /// A PEFT adapter directory (phase 3 output) to apply on the base model.
+    /// A PEFT adapter directory (phase 3 output) to apply on the base model; served as --name.
     #[arg(long, conflicts_with = "full")]
     adapter: Option<PathBuf>,
     /// How the adapter was trained and is applied.
     #[arg(long, value_enum, default_value_t = Method::Lora, requires = "adapter")]
     method: Method,
-    /// A full fine-tune exported as a Hugging Face model directory (replaces --model).
+    /// A full fine-tune exported as a Hugging Face model directory; served as --name.
     #[arg(long)]
     full: Option<PathBuf>,
-    /// Model name clients use (`model` in requests, `/v1/models`).
+    /// Name of the first variant (the base, or --adapter / --full when given), which also
+    /// answers requests that name no model.
     #[arg(long, default_value = "f1-smollm2")]
     name: String,
-    /// Address to listen on.
+    /// Name under which the base model is served too when --adapter or --full is given.
+    #[arg(long, default_value = "base")]
+    base_name: String,
+    /// More variants side by side, as NAME=KIND:PATH (KIND: lora, lora_merged, qlora, full) or
+    /// NAME=base (repeatable).
+    #[arg(long = "variant", value_name = "NAME=KIND:PATH")]
+    variants: Vec<String>,
+    /// Also serve every variant of this study config's `evaluation.variants`.
+    #[arg(long)]
+    study: Option<PathBuf>,
+    /// Address to listen on (loopback by default: pass 0.0.0.0 to expose the server).
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
     /// Port to listen on (0 = any free port; the bound address is printed).
     #[arg(long, default_value_t = 8000)]
     port: u16,
+    /// Bearer token required on /v1/* (default: F1_SERVE_API_KEY; unset or empty = open API).
+    /// The chat page and /health stay open; the page has a field for the key.
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Largest request body, bytes (larger gets 413).
+    #[arg(long, default_value_t = ServeOptions::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// Most prompt tokens + max_tokens per request (over it gets 400; never above the context).
+    #[arg(long, default_value_t = ServeOptions::default().max_total_tokens)]
+    max_total_tokens: usize,
+    /// Inference threads (different variants run in parallel; one variant runs one request at
+    /// a time).
+    #[arg(long, default_value_t = ServeOptions::default().workers)]
+    workers: usize,
+    /// Requests that may wait for a worker; beyond workers + queue a request gets 429 with
+    /// Retry-After.
+    #[arg(long, default_value_t = ServeOptions::default().queue)]
+    queue: usize,
+    /// Time limit of one request, seconds (504, or an error event in a started stream).
+    #[arg(long, default_value_t = ServeOptions::default().timeout.as_secs_f64())]
+    timeout_secs: f64,
     /// Device: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -194,30 +228,78 @@ fn report(paths: &phase5_reporting::report::ReportPaths, font: FontChoice) -> an
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let opts = ModelOptions::parse(&args.device, &args.dtype)?;
-    let (kind, path) = match (&args.full, &args.adapter) {
-        (Some(dir), _) => (VariantKind::Full, Some(dir.clone())),
-        (None, Some(dir)) => (
-            match args.method {
+    let first = match (&args.full, &args.adapter) {
+        (Some(dir), _) => Variant { name: args.name.clone(), kind: VariantKind::Full, path: Some(dir.clone()) },
+        (None, Some(dir)) => {
+            let kind = match args.method {
                 Method::Lora => VariantKind::Lora,
                 Method::LoraMerged => VariantKind::LoraMerged,
                 Method::Qlora => VariantKind::Qlora,
-            },
-            Some(dir.clone()),
-        ),
-        (None, None) => (VariantKind::Base, None),
+            };
+            Variant { name: args.name.clone(), kind, path: Some(dir.clone()) }
+        }
+        (None, None) => Variant { name: args.name.clone(), kind: VariantKind::Base, path: None },
     };
-    let variant = Variant { name: args.name.clone(), kind, path };
+    // The base is always there to compare with.
+    let mut variants = vec![first];
+    if variants[0].kind != VariantKind::Base {
+        variants.push(Variant { name: args.base_name.clone(), kind: VariantKind::Base, path: None });
+    }
+    for spec in &args.variants {
+        variants.push(parse_variant(spec)?);
+    }
+    if let Some(study) = &args.study {
+        let study = phase4_evaluation::config::load_study(study, "default")?;
+        variants.extend(study.eval.variants);
+    }
+    let api_key = match args.api_key {
+        Some(k) => Some(k),
+        None => std::env::var("F1_SERVE_API_KEY").ok().filter(|k| !k.is_empty()),
+    };
+    if !(args.timeout_secs.is_finite() && args.timeout_secs > 0.0) {
+        anyhow::bail!("--timeout-secs must be a positive number of seconds, got {}", args.timeout_secs);
+    }
+    let options = ServeOptions { api_key, max_body_bytes: args.max_body_bytes, max_total_tokens: args.max_total_tokens, workers: args.workers, queue: args.queue, timeout: Duration::from_secs_f64(args.timeout_secs) };
+
     let base = args.model.to_string_lossy();
-    let (loaded, description) = variant.load(&base, &opts).with_context(|| format!("loading {kind:?} variant on {base}"))?;
+    let mut models = Vec::with_capacity(variants.len());
+    for (i, variant) in variants.iter().enumerate() {
+        if variants[..i].iter().any(|v| v.name == variant.name) {
+            anyhow::bail!("two variants are named `{}`; give each --variant its own NAME (--name and --base-name name the first two)", variant.name);
+        }
+        eprintln!("[{}/{}] loading `{}` ({:?})", i + 1, variants.len(), variant.name, variant.kind);
+        let (loaded, description) = variant.load(&base, &opts).with_context(|| format!("loading variant `{}` ({:?}) on {base}", variant.name, variant.kind))?;
+        models.push(ServedModel { name: variant.name.clone(), description, loaded });
+    }
     let addr: SocketAddr = (args.host.as_str(), args.port)
         .to_socket_addrs()
         .with_context(|| format!("resolving --host {}", args.host))?
         .next()
         .with_context(|| format!("--host {} resolves to no address", args.host))?;
-    let server = phase5_reporting::serve::spawn(loaded, args.name.clone(), addr)?;
-    println!("serving {description} as `{}` on {} (OpenAI base URL {}/v1; chat page at /)", args.name, server.url(), server.url());
+    let lines: Vec<String> = models.iter().map(|m| format!("  {}: {}", m.name, m.description)).collect();
+    let auth = if options.api_key.is_some() { "bearer token required on /v1/*" } else { "no API key (open API)" };
+    let (workers, queue) = (options.workers, options.queue);
+    let server = phase5_reporting::serve::spawn(models, options, addr)?;
+    println!("serving on {} (OpenAI base URL {}/v1; chat page at /; {auth}; {workers} worker(s), queue {queue})", server.url(), server.url());
+    println!("{}", lines.join("\n"));
+    std::io::stdout().flush()?;
     server.wait()?;
     Ok(())
+}
+
+/// A `--variant` value: `NAME=KIND:PATH`, or `NAME=base`.
+fn parse_variant(spec: &str) -> anyhow::Result<Variant> {
+    let hint = "expected NAME=KIND:PATH (KIND: lora, lora_merged, qlora, full) or NAME=base";
+    let (name, rest) = spec.split_once('=').with_context(|| format!("--variant {spec}: {hint}"))?;
+    let (kind, path) = match rest.split_once(':') {
+        Some((kind, path)) => (kind, Some(PathBuf::from(path))),
+        None => (rest, None),
+    };
+    let kind: VariantKind = serde_json::from_value(serde_json::Value::String(kind.replace('-', "_"))).map_err(|_| anyhow::anyhow!("--variant {spec}: unknown kind `{kind}`; {hint}"))?;
+    if name.is_empty() || (kind != VariantKind::Base && path.is_none()) {
+        anyhow::bail!("--variant {spec}: {hint}");
+    }
+    Ok(Variant { name: name.to_string(), kind, path })
 }
 
 fn chat(args: ChatArgs) -> anyhow::Result<()> {

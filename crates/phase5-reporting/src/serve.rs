@@ -1,36 +1,52 @@
-//! The demo server: one loaded model behind an OpenAI-compatible HTTP API, so that the
-//! evaluation harness (`phase4_evaluation::remote::RemoteBackend`), lm-evaluation-harness's
-//! `local-completions` / `local-chat-completions` models and any OpenAI client can talk to a
-//! study variant the way they talk to vLLM.
+//! The demo server: one or more loaded study variants behind an OpenAI-compatible HTTP API, so
+//! that the evaluation harness (`phase4_evaluation::remote::RemoteBackend`),
+//! lm-evaluation-harness's `local-completions` / `local-chat-completions` models and any OpenAI
+//! client can talk to a variant the way they talk to vLLM, and a person can compare variants
+//! side by side on the chat page.
 //!
-//! Routes: `GET /` (a small self-contained chat page), `GET /health`, `GET /v1/models`,
-//! `POST /v1/chat/completions` (with server-sent-event streaming and
+//! Routes: `GET /` (a small self-contained chat page with a variant picker), `GET /health`,
+//! `GET /v1/models`, `POST /v1/chat/completions` (with server-sent-event streaming and
 //! `stream_options.include_usage`) and `POST /v1/completions` (the legacy API, with
 //! `echo` + `logprobs` returning the prompt tokens' log-probabilities in the legacy
-//! `{tokens, token_logprobs, top_logprobs, text_offset}` shape). Request and response fields
-//! follow the OpenAI API reference; where vLLM and OpenAI differ, vLLM's behaviour (the server
-//! lm-evaluation-harness is written against) is followed and the difference noted.
+//! `{tokens, token_logprobs, top_logprobs, text_offset}` shape). Requests pick a variant by
+//! `model`; without one they get the first. Request and response fields follow the OpenAI API
+//! reference; where vLLM and OpenAI differ, vLLM's behaviour (the server lm-evaluation-harness
+//! is written against) is followed and the difference noted.
 //!
-//! Threading: libtorch tensors are not `Sync`, so one dedicated std thread owns the
-//! [`LoadedModel`] and runs requests one at a time, in arrival order, from a channel. The HTTP
-//! side runs on its own small tokio runtime; handlers validate a request, send the job, and
-//! await the reply (a oneshot) or the streamed text pieces (an unbounded mpsc).
+//! Safe by default ([`ServeOptions`]): an optional bearer token on `/v1/*` (401 without it;
+//! `/` and `/health` stay open), a body size limit (413), a per-request token budget of prompt
+//! plus `max_tokens` (400 with the numbers), a bounded number of admitted requests — `workers`
+//! running plus `queue` waiting; beyond that 429 with `Retry-After` — and a per-request time
+//! limit (504, or an error event once a stream has started). Every error is an OpenAI error
+//! object.
+//!
+//! Threading: libtorch tensors are `Send` but not `Sync`, so each variant sits behind a mutex
+//! and `workers` std threads take jobs from one channel, locking the variant a job names: jobs
+//! for different variants run in parallel, jobs for one variant one after the other. The HTTP
+//! side runs on its own small tokio runtime; handlers validate a request, take an admission
+//! permit (held by the job until its answer is complete), send the job, and await the reply (a
+//! oneshot) or the streamed text pieces (an unbounded mpsc, bounded in practice by the token
+//! budget). Generation cannot be interrupted (`f1_core::generate_ids` has no cancellation), so
+//! a timed-out or abandoned request still finishes on its worker, within its token budget;
+//! queued jobs whose client left or whose deadline passed are dropped without running.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc as std_mpsc, Arc};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::sse::{Event, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -41,7 +57,7 @@ use f1_core::{ChatMessage, FinishReason, Llama, LoadedModel, Tokenizer};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 
@@ -49,7 +65,7 @@ use crate::error::{Error, Result};
 const INDEX_HTML: &str = include_str!("serve.html");
 
 /// Default `max_tokens` of a chat completion (OpenAI leaves it to the context; a small model
-/// rambles, so the demo bounds it).
+/// rambles, so the demo bounds it). Cut to what the token budget leaves after the prompt.
 pub const DEFAULT_CHAT_MAX_TOKENS: usize = 256;
 /// Default `max_tokens` of a legacy completion, as in the OpenAI API.
 pub const DEFAULT_COMPLETION_MAX_TOKENS: usize = 16;
@@ -58,6 +74,69 @@ pub const MAX_LOGPROBS: usize = 5;
 /// Positions whose vocabulary log-softmax is computed at once when scoring a prompt: bounds
 /// memory to about `SCORE_CHUNK * vocab * 4` bytes whatever the prompt length.
 const SCORE_CHUNK: usize = 256;
+/// `Retry-After` of a 429, seconds: about one short answer on a CPU.
+const RETRY_AFTER_SECS: u64 = 1;
+
+/// Limits and access control of a server. [`Default`] gives the CLI's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeOptions {
+    /// Bearer token every `/v1/*` request must carry; `None` leaves the API open. `/` and
+    /// `/health` stay open either way (the page asks for the key and sends it).
+    pub api_key: Option<String>,
+    /// Largest request body, bytes (a larger one gets 413).
+    pub max_body_bytes: usize,
+    /// Most prompt tokens plus `max_tokens` of one request (and never more than the model's
+    /// context); over it gets 400 with both numbers.
+    pub max_total_tokens: usize,
+    /// Inference threads (variants run in parallel, one variant one request at a time).
+    pub workers: usize,
+    /// Admitted requests that may wait for a worker; with all workers busy and the queue full a
+    /// request gets 429 with `Retry-After`.
+    pub queue: usize,
+    /// Time limit of one request, from admission to the end of its answer.
+    pub timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions { api_key: None, max_body_bytes: 1 << 20, max_total_tokens: 4096, workers: 1, queue: 8, timeout: Duration::from_secs(300) }
+    }
+}
+
+impl ServeOptions {
+    fn validate(&self, models: &[ServedModel]) -> Result<()> {
+        let bad = |reason: String| Err(Error::Settings(reason));
+        if models.is_empty() {
+            return bad("no model to serve".into());
+        }
+        for (i, m) in models.iter().enumerate() {
+            if m.name.is_empty() || models[..i].iter().any(|o| o.name == m.name) {
+                return bad(format!("model name `{}` is empty or used twice; every served variant needs its own name", m.name));
+            }
+        }
+        if self.workers == 0 || self.max_body_bytes == 0 || self.max_total_tokens == 0 {
+            return bad(format!("--workers, --max-body-bytes and --max-total-tokens must be at least 1 (got {}, {}, {})", self.workers, self.max_body_bytes, self.max_total_tokens));
+        }
+        if self.timeout.is_zero() {
+            return bad("--timeout-secs must be more than 0".into());
+        }
+        if self.api_key.as_deref().is_some_and(|k| k.trim().is_empty() || k.trim() != k) {
+            return bad("the API key must be non-empty and have no surrounding spaces".into());
+        }
+        Ok(())
+    }
+}
+
+/// One variant to serve: the name clients put in `model`, a line saying what it is (for
+/// `/v1/models` and the log), and the loaded weights.
+pub struct ServedModel {
+    /// Name in requests and `/v1/models`.
+    pub name: String,
+    /// What it is, e.g. `LoRA adapter r=16 models/adapters/lora/adapter on ...`.
+    pub description: String,
+    /// The model.
+    pub loaded: LoadedModel,
+}
 
 /// A running server: its bound address, and the way to stop it.
 ///
@@ -66,7 +145,7 @@ pub struct ServerHandle {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
-    worker: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
 }
 
 impl ServerHandle {
@@ -106,9 +185,13 @@ impl ServerHandle {
             None => Ok(()),
         };
         // The router, and with it the job sender, is dropped when the server future ends, so the
-        // inference thread sees its channel close once its current job is done.
-        if let Some(h) = self.worker.take() {
-            h.join().map_err(|_| Error::Panicked("inference"))?;
+        // inference threads see their channel close once their current jobs are done.
+        let mut panicked = false;
+        for h in self.workers.drain(..) {
+            panicked |= h.join().is_err();
+        }
+        if panicked {
+            return Err(Error::Panicked("inference"));
         }
         served.map_err(|source| Error::Serve { addr: self.addr, source })
     }
@@ -122,12 +205,12 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Serve `loaded` as model `name` on `addr` (port 0 picks a free port; see
-/// [`ServerHandle::addr`]). The HTTP server runs on its own tokio runtime thread and the model
-/// on its own inference thread, so this returns as soon as the socket listens; it works from
-/// synchronous code, tests included.
-pub fn spawn(loaded: LoadedModel, name: String, addr: SocketAddr) -> Result<ServerHandle> {
-    let context = loaded.model.config().max_position_embeddings;
+/// Serve `models` (the first answers requests that name no model) on `addr` (port 0 picks a
+/// free port; see [`ServerHandle::addr`]) with the limits in `options`. The HTTP server runs on
+/// its own tokio runtime thread and the models on `options.workers` inference threads, so this
+/// returns as soon as the socket listens; it works from synchronous code, tests included.
+pub fn spawn(models: Vec<ServedModel>, options: ServeOptions, addr: SocketAddr) -> Result<ServerHandle> {
+    options.validate(&models)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("f1-serve-http")
@@ -143,19 +226,27 @@ pub fn spawn(loaded: LoadedModel, name: String, addr: SocketAddr) -> Result<Serv
         tokio::net::TcpListener::from_std(std_listener).map_err(|source| Error::Bind { addr, source })?
     };
 
+    let infos: Vec<ModelInfo> = models.iter().map(|m| ModelInfo { name: m.name.clone(), description: m.description.clone(), context: m.loaded.model.config().max_position_embeddings }).collect();
+    let weights: Arc<Vec<Mutex<LoadedModel>>> = Arc::new(models.into_iter().map(|m| Mutex::new(m.loaded)).collect());
     let (jobs, inbox) = std_mpsc::channel::<Job>();
-    let alive = Arc::new(AtomicBool::new(true));
-    let worker_alive = AliveGuard(alive.clone());
-    let worker = std::thread::Builder::new()
-        .name("f1-serve-inference".into())
-        .spawn(move || {
-            let _alive = worker_alive;
-            inference_loop(&loaded, &inbox);
-        })
-        .map_err(|source| Error::Start { what: "inference thread", source })?;
+    let inbox = Arc::new(Mutex::new(inbox));
+    let alive = Arc::new(AtomicUsize::new(options.workers));
+    let mut workers = Vec::with_capacity(options.workers);
+    for i in 0..options.workers {
+        let (weights, inbox, guard) = (weights.clone(), inbox.clone(), AliveGuard(alive.clone()));
+        let worker = std::thread::Builder::new()
+            .name(format!("f1-serve-inference-{i}"))
+            .spawn(move || {
+                let _alive = guard;
+                inference_loop(&weights, &inbox);
+            })
+            .map_err(|source| Error::Start { what: "inference thread", source })?;
+        workers.push(worker);
+    }
 
     let created = unix_now();
-    let state = Arc::new(AppState { name, jobs, alive, context, created, next_id: AtomicU64::new(u64::from(std::process::id()) << 32) });
+    let slots = Arc::new(Semaphore::new(options.workers + options.queue));
+    let state = Arc::new(AppState { models: infos, jobs, alive, slots, options, created, next_id: AtomicU64::new(u64::from(std::process::id()) << 32) });
     let app = router(state);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = std::thread::Builder::new()
@@ -171,68 +262,147 @@ pub fn spawn(loaded: LoadedModel, name: String, addr: SocketAddr) -> Result<Serv
         })
         .map_err(|source| Error::Start { what: "HTTP server thread", source })?;
     tracing::info!(addr = %bound, "serving");
-    Ok(ServerHandle { addr: bound, shutdown: Some(stop_tx), server: Some(server), worker: Some(worker) })
+    Ok(ServerHandle { addr: bound, shutdown: Some(stop_tx), server: Some(server), workers })
 }
 
-/// Marks the inference thread dead when it ends, however it ends.
-struct AliveGuard(Arc<AtomicBool>);
+/// Counts an inference thread out when it ends, however it ends.
+struct AliveGuard(Arc<AtomicUsize>);
 
 impl Drop for AliveGuard {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // HTTP side
 
-/// What every handler shares.
-struct AppState {
-    /// The served model name (`--name`).
+/// What the HTTP side knows of a served variant.
+struct ModelInfo {
     name: String,
-    /// Jobs for the inference thread.
-    jobs: std_mpsc::Sender<Job>,
-    /// False once the inference thread has ended.
-    alive: Arc<AtomicBool>,
+    description: String,
     /// The model's context length in tokens.
     context: usize,
-    /// Server start, seconds since the epoch (the model's `created`).
+}
+
+/// What every handler shares.
+struct AppState {
+    /// The served variants; index 0 answers requests without `model`.
+    models: Vec<ModelInfo>,
+    /// Jobs for the inference threads.
+    jobs: std_mpsc::Sender<Job>,
+    /// Inference threads still running.
+    alive: Arc<AtomicUsize>,
+    /// Admission permits: `workers + queue` of them.
+    slots: Arc<Semaphore>,
+    /// Limits and the API key.
+    options: ServeOptions,
+    /// Server start, seconds since the epoch (the models' `created`).
     created: u64,
     /// Source of response ids.
     next_id: AtomicU64,
 }
 
 impl AppState {
-    fn submit(&self, job: Job) -> Result<(), ApiError> {
-        if !self.alive.load(Ordering::SeqCst) {
+    fn alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst) > 0
+    }
+
+    /// The variant a request names (`None` or `""`: the first one).
+    fn pick(&self, name: Option<&str>) -> Result<usize, ApiError> {
+        match name {
+            None | Some("") => Ok(0),
+            Some(n) => self.models.iter().position(|m| m.name == n).ok_or_else(|| {
+                let known: Vec<&str> = self.models.iter().map(|m| m.name.as_str()).collect();
+                ApiError {
+                    status: StatusCode::NOT_FOUND,
+                    message: format!("the model `{n}` does not exist; this server serves: {} (see GET /v1/models)", known.join(", ")),
+                    kind: "invalid_request_error",
+                    param: Some("model"),
+                    code: Some("model_not_found"),
+                    retry_after: None,
+                }
+            }),
+        }
+    }
+
+    /// Admit a request and hand it to the inference threads; returns its deadline. A full
+    /// house is a 429 here, before any work is queued.
+    fn submit(&self, model: usize, work: Work) -> Result<Instant, ApiError> {
+        if !self.alive() {
             return Err(ApiError::unavailable());
         }
-        self.jobs.send(job).map_err(|_| ApiError::unavailable())
+        let permit = self.slots.clone().try_acquire_owned().map_err(|_| ApiError::busy(self.options.workers, self.options.queue))?;
+        let deadline = Instant::now() + self.options.timeout;
+        let job = Job { model, deadline, max_total_tokens: self.options.max_total_tokens, permit, work };
+        self.jobs.send(job).map_err(|_| ApiError::unavailable())?;
+        Ok(deadline)
     }
 
     /// The error for a job whose reply channel closed without an answer.
     fn lost(&self) -> ApiError {
-        if self.alive.load(Ordering::SeqCst) {
+        if self.alive() {
             ApiError::internal("the inference thread failed on this request (see the server log)".into())
         } else {
             ApiError::unavailable()
         }
     }
 
+    fn timed_out(&self) -> ApiError {
+        ApiError::timeout(self.options.timeout)
+    }
+
     fn id(&self, prefix: &str) -> String {
         format!("{prefix}-{:016x}", self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Parse a JSON body ourselves rather than with axum's `Json` extractor, whose rejections
+    /// are plain text: OpenAI clients expect an error object.
+    fn parse_body<T: serde::de::DeserializeOwned>(&self, body: std::result::Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+        let bytes = body.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, code: Some("request_too_large"), ..ApiError::bad_request(format!("the request body is over this server's limit of {} bytes (--max-body-bytes)", self.options.max_body_bytes)) }
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {e}"))
+            }
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
     }
 }
 
 fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/health", get(health))
+    let api = Router::new()
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+    Router::new()
+        .route("/", get(index))
+        .route("/health", get(health))
+        .merge(api)
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
         .with_state(state)
+}
+
+/// The bearer-token check of `/v1/*` (OpenAI's `Authorization: Bearer <key>`).
+async fn require_key(State(s): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    if let Some(key) = &s.options.api_key {
+        let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::trim);
+        let token = given.and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))).map(str::trim);
+        match token {
+            None => return ApiError::unauthorized("this server needs an API key: send `Authorization: Bearer <key>` (the key the server was started with, --api-key or F1_SERVE_API_KEY)").into_response(),
+            Some(t) if !same_secret(t, key) => return ApiError::unauthorized("the API key is not valid for this server").into_response(),
+            Some(_) => {}
+        }
+    }
+    next.run(request).await
+}
+
+/// Compare without stopping at the first difference, so response time does not reveal how much
+/// of a guessed key was right.
+fn same_secret(given: &str, key: &str) -> bool {
+    given.len() == key.len() && given.bytes().zip(key.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 async fn index() -> Html<&'static str> {
@@ -240,22 +410,25 @@ async fn index() -> Html<&'static str> {
 }
 
 async fn health(State(s): State<Arc<AppState>>) -> Response {
-    if s.alive.load(Ordering::SeqCst) {
-        Json(json!({ "status": "ok", "model": s.name })).into_response()
+    if s.alive() {
+        let names: Vec<&str> = s.models.iter().map(|m| m.name.as_str()).collect();
+        Json(json!({ "status": "ok", "model": names[0], "models": names, "auth_required": s.options.api_key.is_some() })).into_response()
     } else {
         ApiError::unavailable().into_response()
     }
 }
 
 async fn models(State(s): State<Arc<AppState>>) -> Json<Value> {
-    Json(json!({
-        "object": "list",
-        "data": [{ "id": s.name, "object": "model", "created": s.created, "owned_by": "f1-pipeline", "max_model_len": s.context }],
-    }))
+    let data: Vec<Value> = s
+        .models
+        .iter()
+        .map(|m| json!({ "id": m.name, "object": "model", "created": s.created, "owned_by": "f1-pipeline", "max_model_len": m.context, "description": m.description }))
+        .collect();
+    Json(json!({ "object": "list", "data": data }))
 }
 
 async fn not_found() -> ApiError {
-    ApiError { status: StatusCode::NOT_FOUND, message: "no such route (see GET / for the chat page, /v1/models, /v1/chat/completions, /v1/completions)".into(), kind: "invalid_request_error", code: Some("not_found") }
+    ApiError { status: StatusCode::NOT_FOUND, code: Some("not_found"), ..ApiError::bad_request("no such route (see GET / for the chat page, /v1/models, /v1/chat/completions, /v1/completions)".into()) }
 }
 
 async fn chat_completions(State(s): State<Arc<AppState>>, body: std::result::Result<Bytes, BytesRejection>) -> Response {
@@ -273,36 +446,40 @@ async fn completions(State(s): State<Arc<AppState>>, body: std::result::Result<B
 }
 
 async fn chat_response(s: Arc<AppState>, body: std::result::Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
-    let req: ChatRequest = parse_body(body)?;
+    let req: ChatRequest = s.parse_body(body)?;
+    let model = s.pick(req.model.as_deref())?;
     if req.messages.is_empty() {
         return Err(ApiError::bad_request("`messages` must hold at least one message".into()));
     }
     check_n(req.n)?;
     let messages = req.messages.into_iter().enumerate().map(|(i, m)| m.into_chat(i)).collect::<Result<Vec<_>, _>>()?;
-    let max_tokens = max_tokens(req.max_completion_tokens.or(req.max_tokens), DEFAULT_CHAT_MAX_TOKENS)?;
-    let cfg = sampling(&s, req.temperature, req.top_p, req.seed, req.stop, max_tokens)?;
+    let max_tokens = max_tokens(req.max_completion_tokens.or(req.max_tokens))?;
+    let cfg = sampling(&s, req.temperature, req.top_p, req.seed, req.stop)?;
     let stream = req.stream.unwrap_or(false);
     let include_usage = req.stream_options.and_then(|o| o.include_usage).unwrap_or(false);
 
     let (tx, mut events) = mpsc::unbounded_channel();
-    s.submit(Job::Chat { messages, cfg, events: tx })?;
+    let deadline = tokio::time::Instant::from_std(s.submit(model, Work::Chat { messages, cfg, max_tokens, events: tx })?);
     // The first event says whether the prompt was accepted, so a bad request is an HTTP error
     // even when streaming was asked for.
-    let prompt_tokens = match events.recv().await {
-        Some(ChatEvent::Started { prompt_tokens }) => prompt_tokens,
-        Some(ChatEvent::Failed(e)) => return Err(e),
-        Some(_) | None => return Err(s.lost()),
+    let prompt_tokens = match tokio::time::timeout_at(deadline, events.recv()).await {
+        Err(_) => return Err(s.timed_out()),
+        Ok(Some(ChatEvent::Started { prompt_tokens })) => prompt_tokens,
+        Ok(Some(ChatEvent::Failed(e))) => return Err(e),
+        Ok(Some(_) | None) => return Err(s.lost()),
     };
-    let meta = ChunkMeta { id: s.id("chatcmpl"), created: unix_now(), model: s.name.clone(), include_usage };
+    let meta = ChunkMeta { id: s.id("chatcmpl"), created: unix_now(), model: s.models[model].name.clone(), include_usage };
     if stream {
         let mut pending = VecDeque::new();
         pending.push_back(meta.chunk(json!({ "role": "assistant", "content": "" }), None));
-        return Ok(Sse::new(ChatStream { events, pending, done: false, meta }).into_response());
+        let stream = ChatStream { events, pending, done: false, meta, deadline: Box::pin(tokio::time::sleep_until(deadline)), timeout: s.options.timeout };
+        return Ok(Sse::new(stream).into_response());
     }
     loop {
-        match events.recv().await {
-            Some(ChatEvent::Text(_)) | Some(ChatEvent::Started { .. }) => {}
-            Some(ChatEvent::Done(out)) => {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Err(_) => return Err(s.timed_out()),
+            Ok(Some(ChatEvent::Text(_) | ChatEvent::Started { .. })) => {}
+            Ok(Some(ChatEvent::Done(out))) => {
                 return Ok(Json(json!({
                     "id": meta.id,
                     "object": "chat.completion",
@@ -318,30 +495,31 @@ async fn chat_response(s: Arc<AppState>, body: std::result::Result<Bytes, BytesR
                 }))
                 .into_response())
             }
-            Some(ChatEvent::Failed(e)) => return Err(e),
-            None => return Err(s.lost()),
+            Ok(Some(ChatEvent::Failed(e))) => return Err(e),
+            Ok(None) => return Err(s.lost()),
         }
     }
 }
 
 async fn completion_response(s: Arc<AppState>, body: std::result::Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
-    let req: CompletionRequest = parse_body(body)?;
+    let req: CompletionRequest = s.parse_body(body)?;
+    let model = s.pick(req.model.as_deref())?;
     check_n(req.n)?;
     if req.stream.unwrap_or(false) {
         return Err(ApiError::bad_request("`stream` is not supported on /v1/completions; use /v1/chat/completions to stream".into()));
     }
     let prompts = req.prompt.into_prompts()?;
-    let max_tokens = max_tokens(req.max_tokens, DEFAULT_COMPLETION_MAX_TOKENS)?;
+    let max_tokens = max_tokens(req.max_tokens)?;
     let logprobs = match req.logprobs {
         None => None,
         Some(k) if (0..=MAX_LOGPROBS as i64).contains(&k) => Some(k as usize),
         Some(k) => return Err(ApiError::bad_request(format!("`logprobs` must be between 0 and {MAX_LOGPROBS}, got {k}"))),
     };
-    let cfg = sampling(&s, req.temperature, req.top_p, req.seed, req.stop, max_tokens)?;
+    let cfg = sampling(&s, req.temperature, req.top_p, req.seed, req.stop)?;
     let echo = req.echo.unwrap_or(false);
     let (tx, rx) = oneshot::channel();
-    s.submit(Job::Complete { prompts, cfg, echo, logprobs, reply: tx })?;
-    let choices = rx.await.map_err(|_| s.lost())??;
+    let deadline = tokio::time::Instant::from_std(s.submit(model, Work::Complete { prompts, cfg, max_tokens, echo, logprobs, reply: tx })?);
+    let choices = tokio::time::timeout_at(deadline, rx).await.map_err(|_| s.timed_out())?.map_err(|_| s.lost())??;
     let (p, c) = choices.iter().fold((0, 0), |(p, c), ch| (p + ch.prompt_tokens, c + ch.completion_tokens));
     let choices: Vec<Value> = choices
         .into_iter()
@@ -352,18 +530,11 @@ async fn completion_response(s: Arc<AppState>, body: std::result::Result<Bytes, 
         "id": s.id("cmpl"),
         "object": "text_completion",
         "created": unix_now(),
-        "model": s.name,
+        "model": s.models[model].name,
         "choices": choices,
         "usage": usage(p, c),
     }))
     .into_response())
-}
-
-/// Parse a JSON body ourselves rather than with axum's `Json` extractor, whose rejections are
-/// plain text: OpenAI clients expect an error object.
-fn parse_body<T: serde::de::DeserializeOwned>(body: std::result::Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let bytes = body.map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 fn check_n(n: Option<i64>) -> Result<(), ApiError> {
@@ -373,18 +544,36 @@ fn check_n(n: Option<i64>) -> Result<(), ApiError> {
     }
 }
 
-fn max_tokens(asked: Option<i64>, default: usize) -> Result<usize, ApiError> {
+fn max_tokens(asked: Option<i64>) -> Result<Option<usize>, ApiError> {
     match asked {
-        None => Ok(default),
-        Some(n) if n >= 0 => Ok(n as usize),
+        None => Ok(None),
+        Some(n) if n >= 0 => Ok(Some(n as usize)),
         Some(n) => Err(ApiError::bad_request(format!("`max_tokens` must be >= 0, got {n}"))),
     }
 }
 
-/// Decoding options from the request, validated here so a stream never starts on bad values.
+/// The new tokens a request generates: what it asked for, or `default` cut to what the budget
+/// leaves after the prompt. Prompt plus the asked tokens over the budget (the server's
+/// `max_total_tokens`, never more than the model's context) is refused with the numbers.
+fn new_tokens(prompt: usize, asked: Option<usize>, default: usize, max_total: usize, context: usize) -> Result<usize, ApiError> {
+    let budget = max_total.min(context);
+    let n = asked.unwrap_or_else(|| default.min(budget.saturating_sub(prompt)));
+    if prompt + n <= budget {
+        return Ok(n);
+    }
+    let over = format!("the prompt is {prompt} tokens and max_tokens is {n}: {} tokens", prompt + n);
+    Err(if budget == context {
+        ApiError::too_long(format!("{over} is over the model's context of {context} tokens; ask for fewer max_tokens or send a shorter prompt"))
+    } else {
+        ApiError { code: Some("token_limit_exceeded"), ..ApiError::bad_request(format!("{over} is over this server's limit of {budget} tokens per request (prompt + max_tokens, set by --max-total-tokens); ask for fewer max_tokens or send a shorter prompt")) }
+    })
+}
+
+/// Decoding options from the request, validated here so a stream never starts on bad values
+/// (`max_new_tokens` is decided by the worker, once the prompt's length is known).
 /// Temperature defaults to 1 as in the OpenAI API (send 0 for greedy decoding); without a
 /// seed each request draws its own.
-fn sampling(s: &AppState, temperature: Option<f64>, top_p: Option<f64>, seed: Option<i64>, stop: Option<Stop>, max_new_tokens: usize) -> Result<GenerationConfig, ApiError> {
+fn sampling(s: &AppState, temperature: Option<f64>, top_p: Option<f64>, seed: Option<i64>, stop: Option<Stop>) -> Result<GenerationConfig, ApiError> {
     let temperature = temperature.unwrap_or(1.0);
     if !(temperature.is_finite() && temperature >= 0.0) {
         return Err(ApiError::bad_request(format!("`temperature` must be >= 0, got {temperature}")));
@@ -406,7 +595,7 @@ fn sampling(s: &AppState, temperature: Option<f64>, top_p: Option<f64>, seed: Op
         Some(Stop::One(s)) => vec![s],
         Some(Stop::Many(v)) => v,
     };
-    Ok(GenerationConfig { max_new_tokens, temperature, top_p: top_p.filter(|&p| p < 1.0), seed, stop_strings: stop_strings.into_iter().filter(|s| !s.is_empty()).collect(), ..Default::default() })
+    Ok(GenerationConfig { max_new_tokens: 0, temperature, top_p: top_p.filter(|&p| p < 1.0), seed, stop_strings: stop_strings.into_iter().filter(|s| !s.is_empty()).collect(), ..Default::default() })
 }
 
 fn usage(prompt: usize, completion: usize) -> Value {
@@ -431,6 +620,7 @@ fn unix_now() -> u64 {
 /// (`frequency_penalty`, `user`, `tools`, ...) are accepted and ignored, as vLLM does.
 #[derive(Deserialize)]
 struct ChatRequest {
+    model: Option<String>,
     messages: Vec<InMessage>,
     max_tokens: Option<i64>,
     max_completion_tokens: Option<i64>,
@@ -488,6 +678,7 @@ enum Stop {
 /// `POST /v1/completions`.
 #[derive(Deserialize)]
 struct CompletionRequest {
+    model: Option<String>,
     prompt: PromptField,
     max_tokens: Option<i64>,
     temperature: Option<f64>,
@@ -541,12 +732,41 @@ struct ApiError {
     status: StatusCode,
     message: String,
     kind: &'static str,
+    param: Option<&'static str>,
     code: Option<&'static str>,
+    /// Seconds for a `Retry-After` header (429).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     fn bad_request(message: String) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, message, kind: "invalid_request_error", code: None }
+        ApiError { status: StatusCode::BAD_REQUEST, message, kind: "invalid_request_error", param: None, code: None, retry_after: None }
+    }
+
+    fn unauthorized(message: &str) -> Self {
+        ApiError { status: StatusCode::UNAUTHORIZED, code: Some("invalid_api_key"), ..ApiError::bad_request(message.into()) }
+    }
+
+    fn busy(workers: usize, queue: usize) -> Self {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!("the server is busy ({workers} running and {queue} waiting requests, --workers and --queue); retry after {RETRY_AFTER_SECS} s"),
+            kind: "rate_limit_error",
+            param: None,
+            code: Some("server_busy"),
+            retry_after: Some(RETRY_AFTER_SECS),
+        }
+    }
+
+    fn timeout(limit: Duration) -> Self {
+        ApiError {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            message: format!("the request did not finish within the server's limit of {:.1} s (--timeout-secs); ask for fewer max_tokens or retry when the server is less busy", limit.as_secs_f64()),
+            kind: "server_error",
+            param: None,
+            code: Some("timeout"),
+            retry_after: None,
+        }
     }
 
     fn too_long(message: String) -> Self {
@@ -554,15 +774,15 @@ impl ApiError {
     }
 
     fn internal(message: String) -> Self {
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message, kind: "server_error", code: None }
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message, kind: "server_error", param: None, code: None, retry_after: None }
     }
 
     fn unavailable() -> Self {
-        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: "the inference thread has stopped; restart the server (see its log for the cause)".into(), kind: "server_error", code: Some("worker_unavailable") }
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: "the inference threads have stopped; restart the server (see its log for the cause)".into(), kind: "server_error", param: None, code: Some("worker_unavailable"), retry_after: None }
     }
 
     fn body(&self) -> Value {
-        json!({ "error": { "message": self.message, "type": self.kind, "param": null, "code": self.code } })
+        json!({ "error": { "message": self.message, "type": self.kind, "param": self.param, "code": self.code } })
     }
 }
 
@@ -582,7 +802,14 @@ impl From<f1_core::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 
@@ -609,12 +836,15 @@ impl ChunkMeta {
 }
 
 /// The SSE body of a streamed chat completion: the role chunk, one chunk per text piece, a
-/// chunk with `finish_reason`, the usage chunk if asked for, then `[DONE]`.
+/// chunk with `finish_reason`, the usage chunk if asked for, then `[DONE]`. Past the request's
+/// deadline it ends with an error event (code `timeout`) and `[DONE]`.
 struct ChatStream {
     events: mpsc::UnboundedReceiver<ChatEvent>,
     pending: VecDeque<Event>,
     done: bool,
     meta: ChunkMeta,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
 }
 
 impl ChatStream {
@@ -663,8 +893,14 @@ impl futures_core::Stream for ChatStream {
             if this.done {
                 return Poll::Ready(None);
             }
-            let event = std::task::ready!(this.events.poll_recv(cx));
-            this.on_event(event);
+            match this.events.poll_recv(cx) {
+                Poll::Ready(event) => this.on_event(event),
+                Poll::Pending => {
+                    std::task::ready!(this.deadline.as_mut().poll(cx));
+                    this.pending.push_back(Event::default().data(ApiError::timeout(this.timeout).body().to_string()));
+                    this.finish();
+                }
+            }
         }
     }
 }
@@ -672,12 +908,35 @@ impl futures_core::Stream for ChatStream {
 // ---------------------------------------------------------------------------------------------
 // Inference thread
 
-/// Work for the inference thread.
-enum Job {
+/// One admitted request for the inference threads.
+struct Job {
+    /// Index of the variant in the served list.
+    model: usize,
+    /// When the client stops waiting.
+    deadline: Instant,
+    /// The server's prompt + `max_tokens` budget.
+    max_total_tokens: usize,
+    /// Admission slot, given back once the answer is complete.
+    permit: OwnedSemaphorePermit,
+    work: Work,
+}
+
+/// What a job asks for.
+enum Work {
     /// A chat completion; progress and result go to `events`.
-    Chat { messages: Vec<ChatMessage>, cfg: GenerationConfig, events: mpsc::UnboundedSender<ChatEvent> },
+    Chat { messages: Vec<ChatMessage>, cfg: GenerationConfig, max_tokens: Option<usize>, events: mpsc::UnboundedSender<ChatEvent> },
     /// A legacy completion of one or more prompts.
-    Complete { prompts: Vec<Prompt>, cfg: GenerationConfig, echo: bool, logprobs: Option<usize>, reply: oneshot::Sender<Result<Vec<Choice>, ApiError>> },
+    Complete { prompts: Vec<Prompt>, cfg: GenerationConfig, max_tokens: Option<usize>, echo: bool, logprobs: Option<usize>, reply: oneshot::Sender<Result<Vec<Choice>, ApiError>> },
+}
+
+impl Work {
+    /// The client has stopped waiting (timed out or disconnected).
+    fn abandoned(&self) -> bool {
+        match self {
+            Work::Chat { events, .. } => events.is_closed(),
+            Work::Complete { reply, .. } => reply.is_closed(),
+        }
+    }
 }
 
 /// What the inference thread reports about a chat job.
@@ -701,11 +960,22 @@ struct Choice {
     completion_tokens: usize,
 }
 
-fn inference_loop(loaded: &LoadedModel, inbox: &std_mpsc::Receiver<Job>) {
-    while let Ok(job) = inbox.recv() {
+fn inference_loop(models: &[Mutex<LoadedModel>], inbox: &Mutex<std_mpsc::Receiver<Job>>) {
+    loop {
+        // The lock is held only to take one job; idle workers wait on it, busy ones do not.
+        let Ok(job) = inbox.lock().unwrap_or_else(PoisonError::into_inner).recv() else { break };
+        if job.work.abandoned() || Instant::now() >= job.deadline {
+            // Its handler has answered (504) or its client left: running it would only delay
+            // the requests behind it.
+            tracing::debug!("dropping a queued request whose client stopped waiting");
+            continue;
+        }
+        // Inference only reads the weights, so a lock poisoned by a panicking request leaves
+        // the model as good as it was.
+        let model = models[job.model].lock().unwrap_or_else(PoisonError::into_inner);
         // A panic in the model (a shape bug) fails this request only: its reply channel is
         // dropped while unwinding, which the handler reports as a 500.
-        if std::panic::catch_unwind(AssertUnwindSafe(|| run_job(loaded, job))).is_err() {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| run_job(&model, job))).is_err() {
             tracing::error!("the model panicked on a request; the server keeps running");
         }
     }
@@ -713,40 +983,46 @@ fn inference_loop(loaded: &LoadedModel, inbox: &std_mpsc::Receiver<Job>) {
 }
 
 fn run_job(m: &LoadedModel, job: Job) {
-    match job {
-        Job::Chat { messages, cfg, events } => {
-            if let Err(e) = run_chat(m, &messages, &cfg, &events) {
-                let _ = events.send(ChatEvent::Failed(e));
-            }
+    let Job { max_total_tokens, permit, work, .. } = job;
+    // The slot is given back just before the answer completes, so a client that sends its next
+    // request as soon as it has this answer finds the slot free.
+    match work {
+        Work::Chat { messages, cfg, max_tokens, events } => {
+            let result = run_chat(m, &messages, cfg, max_tokens, max_total_tokens, &events);
+            drop(permit);
+            let _ = events.send(match result {
+                Ok(out) => ChatEvent::Done(out),
+                Err(e) => ChatEvent::Failed(e),
+            });
         }
-        Job::Complete { prompts, cfg, echo, logprobs, reply } => {
-            let result = prompts.iter().map(|p| complete(m, p, &cfg, echo, logprobs)).collect();
+        Work::Complete { prompts, cfg, max_tokens, echo, logprobs, reply } => {
+            let result = prompts.iter().map(|p| complete(m, p, &cfg, max_tokens, max_total_tokens, echo, logprobs)).collect();
+            drop(permit);
             // The client may have gone; nothing to do then.
             let _ = reply.send(result);
         }
     }
 }
 
-fn run_chat(m: &LoadedModel, messages: &[ChatMessage], cfg: &GenerationConfig, events: &mpsc::UnboundedSender<ChatEvent>) -> Result<(), ApiError> {
+fn run_chat(m: &LoadedModel, messages: &[ChatMessage], cfg: GenerationConfig, max_tokens: Option<usize>, max_total_tokens: usize, events: &mpsc::UnboundedSender<ChatEvent>) -> Result<GenerationOutput, ApiError> {
     let prompt = m.chat_template.render(messages, true)?;
     let ids = encode_prompt(&m.tokenizer, &prompt)?;
     let context = m.model.config().max_position_embeddings;
     if ids.len() >= context {
         return Err(ApiError::too_long(format!("the conversation is {} tokens; the model's context is {context} tokens, with room needed for the reply", ids.len())));
     }
+    let cfg = GenerationConfig { max_new_tokens: new_tokens(ids.len(), max_tokens, DEFAULT_CHAT_MAX_TOKENS, max_total_tokens, context)?, ..cfg };
     let _ = events.send(ChatEvent::Started { prompt_tokens: ids.len() });
     // Generation runs to its end even if the client leaves: `generate_ids` has no cancellation.
-    let out = generate_ids(&m.model, &m.tokenizer, &[ids], cfg, |_, t| {
+    let out = generate_ids(&m.model, &m.tokenizer, &[ids], &cfg, |_, t| {
         let _ = events.send(ChatEvent::Text(t.to_string()));
     })?;
-    let out = out.into_iter().next().ok_or_else(|| ApiError::internal("generation returned no row".into()))?;
-    let _ = events.send(ChatEvent::Done(out));
-    Ok(())
+    out.into_iter().next().ok_or_else(|| ApiError::internal("generation returned no row".into()))
 }
 
 /// One prompt of a legacy completion: optional generation, then, if asked, the
 /// log-probability of every returned token from one scoring pass over prompt + completion.
-fn complete(m: &LoadedModel, prompt: &Prompt, cfg: &GenerationConfig, echo: bool, logprobs: Option<usize>) -> Result<Choice, ApiError> {
+fn complete(m: &LoadedModel, prompt: &Prompt, cfg: &GenerationConfig, max_tokens: Option<usize>, max_total_tokens: usize, echo: bool, logprobs: Option<usize>) -> Result<Choice, ApiError> {
     let tok = &m.tokenizer;
     let (ids, added_bos) = match prompt {
         Prompt::Text(s) => {
@@ -766,9 +1042,10 @@ fn complete(m: &LoadedModel, prompt: &Prompt, cfg: &GenerationConfig, echo: bool
         return Err(ApiError::bad_request("`prompt` is empty".into()));
     }
     let context = m.model.config().max_position_embeddings;
-    if ids.len() > context || (cfg.max_new_tokens > 0 && ids.len() >= context) {
+    if ids.len() > context || (max_tokens != Some(0) && ids.len() >= context) {
         return Err(ApiError::too_long(format!("the prompt is {} tokens; the model's context is {context} tokens", ids.len())));
     }
+    let cfg = &GenerationConfig { max_new_tokens: new_tokens(ids.len(), max_tokens, DEFAULT_COMPLETION_MAX_TOKENS, max_total_tokens, context)?, ..cfg.clone() };
     let (completion_text, mut completion_ids, finish_reason, produced) = if cfg.max_new_tokens > 0 {
         let out = generate_ids(&m.model, tok, std::slice::from_ref(&ids), cfg, |_, _| {})?;
         let out = out.into_iter().next().ok_or_else(|| ApiError::internal("generation returned no row".into()))?;
@@ -915,6 +1192,37 @@ mod tests {
         assert_eq!(body["error"]["type"], "invalid_request_error");
         assert_eq!(body["error"]["code"], "context_length_exceeded");
         assert_eq!(body["error"]["message"], "too long");
+    }
+
+    #[test]
+    fn token_budget_cuts_defaults_and_refuses_asks_over_it() {
+        // No ask: the default, cut to what the budget leaves after the prompt.
+        assert_eq!(new_tokens(10, None, 256, 64, 8192).ok(), Some(54));
+        assert_eq!(new_tokens(10, None, 16, 64, 8192).ok(), Some(16));
+        assert_eq!(new_tokens(10, Some(54), 256, 64, 8192).ok(), Some(54));
+        let e = new_tokens(10, Some(55), 256, 64, 8192).expect_err("over the server's budget");
+        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, Some("token_limit_exceeded")));
+        assert!(e.message.contains("65 tokens") && e.message.contains("--max-total-tokens"), "{}", e.message);
+        // A budget above the context is the context.
+        let e = new_tokens(100, Some(40), 256, 4096, 128).expect_err("over the context");
+        assert_eq!(e.code, Some("context_length_exceeded"));
+    }
+
+    #[test]
+    fn keys_compare_whole() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abd", "abc"));
+        assert!(!same_secret("ab", "abc"));
+        assert!(!same_secret("", "abc"));
+    }
+
+    #[test]
+    fn busy_errors_say_when_to_retry() {
+        let r = ApiError::busy(1, 1).into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("1"));
+        let r = ApiError::unauthorized("no key").into_response();
+        assert_eq!(r.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()), Some("Bearer"));
     }
 
     #[test]

@@ -1,15 +1,21 @@
 //! The demo server against the evaluation harness: the real SmolLM2 served in-process on an
 //! ephemeral port must give `RemoteBackend` the same log-likelihoods and greedy chat replies as
 //! `LocalBackend` gives on a second copy of the model, and speak the OpenAI shapes and errors
-//! raw clients expect. The model tests are `#[ignore]`d (they need `cargo xtask setup`'s model);
-//! `cargo xtask test` runs them. The unreachable-endpoint test needs no model and always runs.
+//! raw clients expect; several variants (the base and a LoRA adapter written here) are served
+//! side by side and picked by `model`; the API key, body and token limits, timeouts and the
+//! bounded queue answer with the right status, and a flooded server stays healthy. The model
+//! tests are `#[ignore]`d (they need `cargo xtask setup`'s model); `cargo xtask test` runs them.
+//! The unreachable-endpoint test needs no model and always runs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Barrier;
+use std::time::Duration;
 
+use f1_core::lora::{self, LoraConfig, TargetModules};
 use f1_core::{load_model, ChatMessage, LoadedModel, ModelOptions};
 use phase4_evaluation::remote::{RemoteBackend, RemoteConfig};
-use phase4_evaluation::{Backend, Error, LlRequest, LocalBackend};
-use phase5_reporting::serve;
+use phase4_evaluation::{Backend, Error, LlRequest, LocalBackend, Variant, VariantKind};
+use phase5_reporting::serve::{self, ServeOptions, ServedModel, ServerHandle};
 use serde_json::{json, Value};
 
 fn model_path() -> PathBuf {
@@ -26,7 +32,17 @@ fn smollm2() -> LoadedModel {
 }
 
 fn remote(url: &str) -> RemoteBackend {
-    RemoteBackend::new(RemoteConfig { endpoint: format!("{url}/v1"), timeout_secs: 120.0, max_retries: 1, backoff_secs: 0.05, ..Default::default() }).expect("remote backend")
+    remote_model(url, "f1-smollm2")
+}
+
+fn remote_model(url: &str, model: &str) -> RemoteBackend {
+    RemoteBackend::new(RemoteConfig { endpoint: format!("{url}/v1"), model: model.into(), timeout_secs: 120.0, max_retries: 1, backoff_secs: 0.05, ..Default::default() }).expect("remote backend")
+}
+
+/// Serve the base model alone as `f1-smollm2` with `options`.
+fn serve_base(options: ServeOptions) -> ServerHandle {
+    let models = vec![ServedModel { name: "f1-smollm2".into(), description: "base".into(), loaded: smollm2() }];
+    serve::spawn(models, options, "127.0.0.1:0".parse().expect("addr")).expect("start the server")
 }
 
 fn requests() -> Vec<LlRequest> {
@@ -43,7 +59,7 @@ fn requests() -> Vec<LlRequest> {
 #[test]
 #[ignore = "needs the real model (cargo xtask test runs it)"]
 fn served_model_matches_local_backend_and_speaks_openai() {
-    let server = serve::spawn(smollm2(), "f1-smollm2".into(), "127.0.0.1:0".parse().expect("addr")).expect("start the server");
+    let server = serve_base(ServeOptions::default());
     let url = server.url();
     eprintln!("serving on {url}");
     let mut local = LocalBackend::new(smollm2(), "local");
@@ -99,7 +115,7 @@ fn check_openai_shapes(http: &reqwest::blocking::Client, url: &str, greedy_reply
 
     let (status, health) = get(http, &format!("{url}/health"));
     assert_eq!(status, 200);
-    assert_eq!(serde_json::from_str::<Value>(&health).expect("health JSON"), json!({ "status": "ok", "model": "f1-smollm2" }));
+    assert_eq!(serde_json::from_str::<Value>(&health).expect("health JSON"), json!({ "status": "ok", "model": "f1-smollm2", "models": ["f1-smollm2"], "auth_required": false }));
     let (status, page) = get(http, url);
     assert_eq!(status, 200);
     assert!(page.contains("/v1/chat/completions") && !page.contains("http://") && !page.contains("https://"), "the page is self-contained");
@@ -159,6 +175,7 @@ fn check_errors(http: &reqwest::blocking::Client, url: &str) {
     };
     let (s, b) = post(http, &chat, "{\"messages\": [");
     is_error(s, &b, 400);
+    assert!(b["error"]["message"].as_str().is_some_and(|m| m.contains("invalid JSON") && m.contains("line 1")), "malformed JSON names the reason: {b}");
     let (s, b) = post(http, &chat, r#"{"messages": []}"#);
     is_error(s, &b, 400);
     let (s, b) = post(http, &chat, r#"{"messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}"#);
@@ -192,4 +209,224 @@ fn unreachable_endpoint_fails_with_the_url_after_retries() {
     let conv = [vec![ChatMessage::user("hi")]];
     let err = backend.chat(&conv, 4, 1).expect_err("nothing listens");
     assert!(err.to_string().contains(&format!("127.0.0.1:{port}/v1/chat/completions")), "{err}");
+}
+
+/// A LoRA adapter on SmolLM2's attention with random (non-zero) `B`, so that it changes the
+/// model's outputs, saved in PEFT's format into `dir`.
+fn write_adapter(dir: &Path) {
+    tch::manual_seed(7);
+    let mut base = smollm2();
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let cfg = LoraConfig { r: 4, lora_alpha: 8.0, lora_dropout: 0.0, target_modules: TargetModules::List(vec!["q_proj".into(), "v_proj".into()]), use_rslora: false, bias: "none".into() };
+    lora::attach(&mut base.model, &vs, &cfg).expect("attach");
+    tch::no_grad(|| {
+        for (name, mut t) in vs.variables() {
+            if name.contains("lora_B") {
+                let noise = tch::Tensor::randn_like(&t) * 0.1;
+                t.copy_(&noise);
+            }
+        }
+    });
+    lora::save(dir, &vs, &cfg, "SmolLM2-135M-Instruct").expect("save the adapter");
+}
+
+fn load_variant(name: &str, kind: VariantKind, path: Option<&Path>) -> ServedModel {
+    let variant = Variant { name: name.into(), kind, path: path.map(Path::to_path_buf) };
+    let base = model_path();
+    let (loaded, description) = variant.load(base.to_str().expect("utf8 path"), &ModelOptions::cpu()).expect("load the variant");
+    ServedModel { name: name.into(), description, loaded }
+}
+
+fn post_auth(http: &reqwest::blocking::Client, url: &str, key: Option<&str>, body: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut r = http.post(url).header("content-type", "application/json").body(body.to_string());
+    if let Some(k) = key {
+        r = r.bearer_auth(k);
+    }
+    let r = r.send().expect("request");
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    (status, headers, r.text().expect("body"))
+}
+
+fn error_of(body: &str) -> Value {
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "an OpenAI error object: {v}");
+    v["error"].clone()
+}
+
+/// (6) Two variants side by side: `/v1/models` lists both, `model` picks one (the adapter's
+/// scores equal the in-process adapter's and differ from the base's), no `model` gets the first,
+/// an unknown one a 404 naming the served ones.
+#[test]
+#[ignore = "needs the real model (cargo xtask test runs it)"]
+fn variants_are_served_side_by_side_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let adapter = dir.path().join("adapter");
+    write_adapter(&adapter);
+    let models = vec![load_variant("base", VariantKind::Base, None), load_variant("f1-lora", VariantKind::Lora, Some(&adapter))];
+    let server = serve::spawn(models, ServeOptions::default(), "127.0.0.1:0".parse().expect("addr")).expect("start the server");
+    let url = server.url();
+    let http = reqwest::blocking::Client::new();
+
+    let (status, models) = get(&http, &format!("{url}/v1/models"));
+    assert_eq!(status, 200);
+    let models: Value = serde_json::from_str(&models).expect("models JSON");
+    let ids: Vec<&str> = models["data"].as_array().expect("data").iter().map(|m| m["id"].as_str().expect("id")).collect();
+    assert_eq!(ids, ["base", "f1-lora"]);
+    assert!(models["data"][1]["description"].as_str().is_some_and(|d| d.contains("LoRA")), "{models}");
+
+    let reqs = &requests()[..2];
+    let served_lora = remote_model(&url, "f1-lora").loglikelihood(reqs).expect("remote lora");
+    let served_base = remote_model(&url, "base").loglikelihood(reqs).expect("remote base");
+    let local_lora = LocalBackend::new(load_variant("local-lora", VariantKind::Lora, Some(&adapter)).loaded, "local").loglikelihood(reqs).expect("local lora");
+    let mut largest_gap = 0f64;
+    for ((l, b), w) in served_lora.iter().flatten().zip(served_base.iter().flatten()).zip(local_lora.iter().flatten()) {
+        assert!((l.logprob - w.logprob).abs() < 1e-3, "served adapter {} vs in-process adapter {}", l.logprob, w.logprob);
+        largest_gap = largest_gap.max((l.logprob - b.logprob).abs());
+    }
+    eprintln!("largest |lora - base| log-likelihood gap: {largest_gap:.4}");
+    assert!(largest_gap > 1e-2, "the adapter must change the scores, so `model` really picked it");
+
+    // Without `model`, the first variant answers and says so.
+    let body = json!({ "prompt": "The Monaco Grand Prix", "max_tokens": 2, "temperature": 0 });
+    let (status, c) = post(&http, &format!("{url}/v1/completions"), &body.to_string());
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["model"], "base");
+    let body = json!({ "model": "f1-lora", "messages": [{ "role": "user", "content": "Hi" }], "max_tokens": 2, "temperature": 0 });
+    let (status, c) = post(&http, &format!("{url}/v1/chat/completions"), &body.to_string());
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(c["model"], "f1-lora");
+
+    let body = json!({ "model": "gpt-4", "messages": [{ "role": "user", "content": "Hi" }] });
+    let (status, c) = post(&http, &format!("{url}/v1/chat/completions"), &body.to_string());
+    assert_eq!(status, 404, "{c}");
+    assert_eq!((c["error"]["code"].as_str(), c["error"]["param"].as_str()), (Some("model_not_found"), Some("model")));
+    let message = c["error"]["message"].as_str().expect("message");
+    assert!(message.contains("gpt-4") && message.contains("base") && message.contains("f1-lora"), "{message}");
+    server.shutdown().expect("shut down");
+}
+
+/// (7) API key, body size and token limits, malformed JSON: each with its status and an
+/// OpenAI error object; the page and /health stay open.
+#[test]
+#[ignore = "needs the real model (cargo xtask test runs it)"]
+fn api_key_and_request_limits_are_enforced() {
+    let key = "test-key-0123";
+    let server = serve_base(ServeOptions { api_key: Some(key.into()), max_body_bytes: 4096, max_total_tokens: 64, ..ServeOptions::default() });
+    let url = server.url();
+    let http = reqwest::blocking::Client::new();
+
+    let (status, health) = get(&http, &format!("{url}/health"));
+    assert_eq!(status, 200, "/health needs no key");
+    assert_eq!(serde_json::from_str::<Value>(&health).expect("JSON")["auth_required"], true);
+    let (status, page) = get(&http, &url);
+    assert_eq!(status, 200, "the chat page needs no key");
+    assert!(page.contains("Authorization"), "the page sends the key it is given");
+
+    let r = http.get(format!("{url}/v1/models")).send().expect("request");
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Bearer"));
+    assert_eq!(error_of(&r.text().expect("body"))["code"], "invalid_api_key");
+    let r = http.get(format!("{url}/v1/models")).bearer_auth("wrong-key-0123").send().expect("request");
+    assert_eq!(r.status().as_u16(), 401, "a wrong key of the right length");
+    let r = http.get(format!("{url}/v1/models")).bearer_auth(key).send().expect("request");
+    assert_eq!(r.status().as_u16(), 200);
+
+    let chat = format!("{url}/v1/chat/completions");
+    let ok = json!({ "messages": [{ "role": "user", "content": "Hi" }], "max_tokens": 2, "temperature": 0 }).to_string();
+    let (status, _, body) = post_auth(&http, &chat, None, &ok);
+    assert_eq!(status, 401, "{body}");
+    let (status, _, body) = post_auth(&http, &chat, Some(key), &ok);
+    assert_eq!(status, 200, "{body}");
+
+    let (status, _, body) = post_auth(&http, &chat, Some(key), "{\"messages\": [{\"role\": ");
+    assert_eq!(status, 400, "{body}");
+    assert!(error_of(&body)["message"].as_str().is_some_and(|m| m.contains("invalid JSON")), "{body}");
+
+    let big = json!({ "messages": [{ "role": "user", "content": "pit stop ".repeat(1000) }], "max_tokens": 1 }).to_string();
+    let (status, _, body) = post_auth(&http, &chat, Some(key), &big);
+    assert_eq!(status, 413, "{body}");
+    let e = error_of(&body);
+    assert!(e["code"] == "request_too_large" && e["message"].as_str().is_some_and(|m| m.contains("4096")), "{e}");
+
+    let greedy = json!({ "messages": [{ "role": "user", "content": "Hi" }], "max_tokens": 100 }).to_string();
+    let (status, _, body) = post_auth(&http, &chat, Some(key), &greedy);
+    assert_eq!(status, 400, "{body}");
+    let e = error_of(&body);
+    assert_eq!(e["code"], "token_limit_exceeded");
+    assert!(e["message"].as_str().is_some_and(|m| m.contains("max_tokens is 100") && m.contains("64 tokens")), "{e}");
+    let completions = format!("{url}/v1/completions");
+    let long = json!({ "prompt": "pit stop ".repeat(60), "max_tokens": 0, "echo": true, "logprobs": 0 }).to_string();
+    let (status, _, body) = post_auth(&http, &completions, Some(key), &long);
+    assert_eq!((status, error_of(&body)["code"].as_str()), (400, Some("token_limit_exceeded")), "{body}");
+    server.shutdown().expect("shut down");
+}
+
+/// (8) The time limit: a stream past its deadline ends with an error event, a request queued
+/// behind it gets 504, and the server answers normally once its worker is free again.
+#[test]
+#[ignore = "needs the real model (cargo xtask test runs it)"]
+fn requests_past_their_time_limit_end_with_timeout_errors() {
+    let server = serve_base(ServeOptions { timeout: Duration::from_secs(1), ..ServeOptions::default() });
+    let url = server.url();
+    let chat = format!("{url}/v1/chat/completions");
+    let http = reqwest::blocking::Client::new();
+    // 64 tokens take several seconds on a CPU: well past the 1 s limit.
+    let long = |stream: bool| json!({ "messages": [{ "role": "user", "content": "Tell me about Monaco." }], "max_tokens": 64, "temperature": 0, "stream": stream }).to_string();
+    let (status, _, body) = post_auth(&http, &chat, None, &long(true));
+    assert_eq!(status, 200, "the stream starts: {body}");
+    let data: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{body}");
+    let last: Value = serde_json::from_str(data[data.len() - 2]).expect("JSON event");
+    assert_eq!(last["error"]["code"], "timeout", "the stream ends with a timeout error: {body}");
+    // The worker still finishes those 64 tokens; this request waits behind them past its limit.
+    let (status, _, body) = post_auth(&http, &chat, None, &long(false));
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(error_of(&body)["code"], "timeout");
+    let short = json!({ "messages": [{ "role": "user", "content": "Hi" }], "max_tokens": 1, "temperature": 0 }).to_string();
+    let recovered = (0..60).any(|_| {
+        std::thread::sleep(Duration::from_millis(250));
+        post_auth(&http, &chat, None, &short).0 == 200
+    });
+    assert!(recovered, "the server answers again once its worker is free");
+    server.shutdown().expect("shut down");
+}
+
+/// (9) A flood on one worker with a queue of one: the excess gets 429 with `Retry-After`, every
+/// admitted request succeeds, and the server is healthy afterwards.
+#[test]
+#[ignore = "needs the real model (cargo xtask test runs it)"]
+fn a_flood_gets_429s_and_leaves_the_server_healthy() {
+    let server = serve_base(ServeOptions { workers: 1, queue: 1, ..ServeOptions::default() });
+    let url = server.url();
+    let chat = format!("{url}/v1/chat/completions");
+    let clients = 6;
+    let start = Barrier::new(clients);
+    let body = json!({ "messages": [{ "role": "user", "content": "Name a Formula One team." }], "max_tokens": 12, "temperature": 0 }).to_string();
+    let outcomes: Vec<(u16, Option<String>, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                scope.spawn(|| {
+                    let http = reqwest::blocking::Client::new();
+                    start.wait();
+                    let (status, headers, text) = post_auth(&http, &chat, None, &body);
+                    (status, headers.get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string), text)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("client thread")).collect()
+    });
+    let ok = outcomes.iter().filter(|o| o.0 == 200).count();
+    let busy: Vec<_> = outcomes.iter().filter(|o| o.0 == 429).collect();
+    eprintln!("flood of {clients}: {ok} ok, {} rejected with 429", busy.len());
+    assert_eq!(ok + busy.len(), clients, "only 200 and 429: {outcomes:?}");
+    assert!(!busy.is_empty() && ok >= 1, "one worker and a queue of one cannot take {clients} at once: {outcomes:?}");
+    for (_, retry_after, text) in &busy {
+        assert_eq!(retry_after.as_deref(), Some("1"), "429 says when to retry");
+        assert_eq!(error_of(text)["code"], "server_busy");
+    }
+    let http = reqwest::blocking::Client::new();
+    assert_eq!(get(&http, &format!("{url}/health")).0, 200);
+    let (status, _, text) = post_auth(&http, &chat, None, &body);
+    assert_eq!(status, 200, "the server still answers: {text}");
+    server.shutdown().expect("shut down");
 }

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::benchmark::Selection;
+use crate::ergast::Reconciliation;
 use super::config::CurationConfig;
 use super::leakage::LeakageReport;
 use crate::{Error, Reject, Result};
@@ -122,10 +123,15 @@ pub struct DataCard {
     pub benchmark_by_difficulty: Counts,
     /// Per template.
     pub benchmark_by_template: Counts,
+    /// Benchmark questions per template kind (which, count, compare, order).
+    pub benchmark_by_kind: Counts,
     /// Per answer letter.
     pub benchmark_by_answer: Counts,
     /// Control and taught counts.
     pub benchmark_by_control: Counts,
+    /// Ergast against F1DB (race winners, champions, points leaders), every disagreement
+    /// listed; `None` for `import`.
+    pub reconciliation: Option<Reconciliation>,
     /// How the benchmark was drawn.
     pub benchmark_selection: Option<Selection>,
     /// The leakage gate's measurements.
@@ -197,14 +203,64 @@ impl DataCard {
         table(&mut s, "Benchmark per category", &self.benchmark_by_category);
         table(&mut s, "Benchmark per difficulty", &self.benchmark_by_difficulty);
         table(&mut s, "Benchmark per template", &self.benchmark_by_template);
+        table(&mut s, "Benchmark per template kind", &self.benchmark_by_kind);
         table(&mut s, "Benchmark per answer letter", &self.benchmark_by_answer);
         table(&mut s, "Benchmark control vs taught", &self.benchmark_by_control);
         if let Some(sel) = &self.benchmark_selection {
             let _ = writeln!(
                 s,
-                "\nBenchmark candidates: {} ({} taught, {} untaught, {} mixed and dropped); targets {} control + {} taught.",
-                sel.candidates, sel.taught, sel.untaught, sel.mixed, sel.control_target, sel.taught_target
+                "\nBenchmark selection: targets {} taught + {} control questions, drawn round-robin over template families and \
+                 templates with each template capped at {} of its part ({} taught, {} control). Candidates: {} taught (all facts \
+                 in training-split pairs), {} control (facts in no pair).\n\n| template | family | kind | taught candidates | \
+                 control candidates | taught | control |\n|---|---|---|---:|---:|---:|---:|",
+                sel.taught_target,
+                sel.control_target,
+                sel.template_cap,
+                sel.taught_cap,
+                sel.control_cap,
+                sel.taught_candidates,
+                sel.control_candidates
             );
+            for (name, t) in &sel.templates {
+                let _ = writeln!(
+                    s,
+                    "| {name} | {} | {} | {} | {} | {} | {} |",
+                    t.category, t.kind, t.taught_candidates, t.control_candidates, t.taught, t.control
+                );
+            }
+        }
+        if let Some(r) = &self.reconciliation {
+            let _ = writeln!(
+                s,
+                "\n## Ergast reconciliation\n\nThe Kaggle/Ergast CSVs checked against F1DB: race winners agree in {} of {} races \
+                 held by both, champions in {} of {} seasons, points leaders (and points) after Ergast's last round in {} of {} \
+                 seasons. Drivers matched by exact name: {}; by another rule: {}; unmatched: {}. Disagreements: {}.",
+                r.winners_agree,
+                r.races_compared,
+                r.champions_agree,
+                r.seasons_compared,
+                r.leaders_agree,
+                r.leaders_compared,
+                r.names_exact,
+                r.name_matches_by_rule.len(),
+                r.unmatched_drivers.len(),
+                r.disagreements.len()
+            );
+            if !r.name_matches_by_rule.is_empty() {
+                let _ = writeln!(s, "\n| Ergast name | F1DB id | rule |\n|---|---|---|");
+                for m in &r.name_matches_by_rule {
+                    let _ = writeln!(s, "| {} | {} | {:?} |", m.ergast_name, m.f1db_id, m.rule);
+                }
+            }
+            if !r.unmatched_drivers.is_empty() {
+                let _ = writeln!(s, "\nUnmatched Ergast drivers: {}.", r.unmatched_drivers.join(", "));
+            }
+            if !r.disagreements.is_empty() {
+                let _ = writeln!(s, "\n| kind | race or season | F1DB | Ergast | note |\n|---|---|---|---|---|");
+                for d in &r.disagreements {
+                    let _ = writeln!(s, "| {:?} | {} | {} | {} | {} |", d.kind, d.key, d.f1db, d.ergast, d.note.replace('|', "\\|"));
+                }
+            }
         }
         if let Some(l) = &self.leakage {
             let _ = writeln!(

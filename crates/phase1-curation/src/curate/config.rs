@@ -20,6 +20,11 @@ pub struct CurationConfig {
     pub benchmark: usize,
     /// Share of benchmark questions resting on facts kept out of every pair.
     pub control_share: f64,
+    /// Largest share of each benchmark part (taught, control) one question template may take:
+    /// the benchmark is drawn round-robin over template families and templates, and this cap
+    /// keeps a template with plentiful candidates (season standings orderings) from filling
+    /// the places that sparser families leave.
+    pub benchmark_template_cap: f64,
     /// Seed of every random choice.
     pub seed: u64,
     /// Pairs whose questions reach this word-shingle Jaccard are near duplicates.
@@ -28,6 +33,10 @@ pub struct CurationConfig {
     pub leakage: f64,
     /// Source paths, relative to the mirror.
     pub sources: Sources,
+    /// A user's JSONL (chat, Alpaca or prompt/completion records) to import instead of curating
+    /// the F1 sources: another domain, same study. Relative to the study root (`$F1_ROOT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub import: Option<std::path::PathBuf>,
     /// Named overrides (`quick`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub profiles: BTreeMap<String, Profile>,
@@ -43,6 +52,8 @@ pub struct Sources {
     pub wikipedia: String,
     /// Folder of live-timing sessions.
     pub livetiming: String,
+    /// Folder of the Kaggle/Ergast CSVs, reconciled against F1DB in the data card.
+    pub ergast: String,
 }
 
 /// Overrides of a profile; unset fields keep the section's value.
@@ -63,7 +74,7 @@ pub struct Profile {
 
 impl Default for Sources {
     fn default() -> Self {
-        Sources { f1db: "f1db-main.tar.gz".into(), wikipedia: "wikipedia".into(), livetiming: "livetiming".into() }
+        Sources { f1db: "f1db-main.tar.gz".into(), wikipedia: "wikipedia".into(), livetiming: "livetiming".into(), ergast: "ergast".into() }
     }
 }
 
@@ -74,10 +85,12 @@ impl Default for CurationConfig {
             pairs: 1500,
             benchmark: 1500,
             control_share: 0.2,
+            benchmark_template_cap: 0.12,
             seed: 20_240_601,
             near_duplicate: 0.8,
             leakage: 0.7,
             sources: Sources::default(),
+            import: None,
             profiles: BTreeMap::from([(
                 "quick".to_owned(),
                 Profile { pairs: Some(120), benchmark: Some(60), ..Profile::default() },
@@ -118,7 +131,11 @@ impl CurationConfig {
         if !(0.0..=1.0).contains(&self.control_share) {
             return Err(format!("curation.control_share {} must be in [0, 1]", self.control_share));
         }
-        for (name, v) in [("near_duplicate", self.near_duplicate), ("leakage", self.leakage)] {
+        for (name, v) in [
+            ("near_duplicate", self.near_duplicate),
+            ("leakage", self.leakage),
+            ("benchmark_template_cap", self.benchmark_template_cap),
+        ] {
             if !(0.0 < v && v <= 1.0) {
                 return Err(format!("curation.{name} {v} must be in (0, 1]"));
             }

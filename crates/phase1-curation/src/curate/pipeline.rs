@@ -11,8 +11,9 @@ use super::config::{CurationConfig, Sources};
 use super::output::{alpaca_record, chat_record, jsonl, sha256_hex, write_atomic};
 use super::split::{self, Split};
 use super::text::NearIndex;
-use super::{facts_f1db, facts_text, Category, Fact, Pair, Rng};
+use super::{facts_f1db, facts_text, Category, Fact, Pair, Rng, Source};
 use crate::article::{self, Article};
+use crate::ergast::{self, Ergast, Reconciliation};
 use crate::f1db::F1Db;
 use crate::livetiming::{self, Session};
 use crate::{Error, Reject, Result};
@@ -33,6 +34,8 @@ pub struct Inputs {
     pub stages: Vec<Stage>,
     /// Input files and hashes.
     pub hashes: Vec<FileHash>,
+    /// Ergast against F1DB: agreements, name matches and every disagreement.
+    pub reconciliation: Reconciliation,
 }
 
 /// What [`curate`] made.
@@ -115,8 +118,18 @@ pub fn load_inputs(mirror: &Path, sources: &Sources) -> Result<Inputs> {
         }
     }
     stages.push(Stage::new("livetiming", "session folders", dirs.len(), sessions.len(), session_rejects));
+    // Ergast: read only to reconcile with F1DB; the card reports every disagreement.
+    let ergast_dir = mirror.join(&sources.ergast);
+    for f in ergast::TABLES {
+        hashes.push(hash_file(mirror, &ergast_dir.join(f))?);
+    }
+    let erg = Ergast::load(&ergast_dir)?;
+    let rows = erg.races.len() + erg.drivers.len() + erg.results.len() + erg.driver_standings.len();
+    stages.push(Stage::new("ergast", "csv rows", rows + erg.rejects.len(), rows, erg.rejects.len()));
+    rejects.extend(erg.rejects.iter().map(|r| StageReject { stage: "ergast".into(), reject: r.clone() }));
+    let reconciliation = ergast::reconcile(&db, &erg);
     let archive_name = archive.file_name().and_then(|n| n.to_str()).unwrap_or("f1db.tar.gz").to_owned();
-    Ok(Inputs { db, archive_name, articles, sessions, rejects, stages, hashes })
+    Ok(Inputs { db, archive_name, articles, sessions, rejects, stages, hashes, reconciliation })
 }
 
 /// Drop exact and near duplicates (by question), keeping the first; each dropped pair becomes
@@ -228,9 +241,11 @@ pub fn empty_card(command: &str, config: Option<CurationConfig>) -> DataCard {
         benchmark_by_category: Counts::new(),
         benchmark_by_difficulty: Counts::new(),
         benchmark_by_template: Counts::new(),
+        benchmark_by_kind: Counts::new(),
         benchmark_by_answer: Counts::new(),
         benchmark_by_control: Counts::new(),
         benchmark_selection: None,
+        reconciliation: None,
         leakage: None,
         stages: Vec::new(),
         rejects: Vec::new(),
@@ -245,6 +260,7 @@ pub fn curate(inputs: &Inputs, cfg: &CurationConfig) -> Result<Curated> {
     card.inputs = inputs.hashes.clone();
     card.stages = inputs.stages.clone();
     card.rejects = inputs.rejects.clone();
+    card.reconciliation = Some(inputs.reconciliation.clone());
 
     // Facts.
     let mut facts = facts_f1db::facts(&inputs.db, &inputs.archive_name, period);
@@ -289,16 +305,34 @@ pub fn curate(inputs: &Inputs, cfg: &CurationConfig) -> Result<Curated> {
         with_split.iter().filter(|(_, s)| *s == Split::Train).flat_map(|(p, _)| p.fact_keys.clone()).collect();
     let paired_facts: HashSet<String> = with_split.iter().flat_map(|(p, _)| p.fact_keys.clone()).collect();
     let provenance: HashMap<String, String> = facts.iter().map(|f| (f.key.clone(), f.provenance.clone())).collect();
-    let bench_candidates = benchmark::candidates(&inputs.db, period, cfg.seed);
-    let (questions, selection) =
-        benchmark::select(bench_candidates, cfg.benchmark, cfg.control_share, &train_facts, &paired_facts, &provenance, cfg.seed);
+    // Control facts: facts of the period that no pair of any split states.
+    let control_facts: HashSet<String> =
+        facts.iter().filter(|f| f.source == Source::F1db && !paired_facts.contains(&f.key)).map(|f| f.key.clone()).collect();
+    let taught_candidates = benchmark::candidates(&inputs.db, period, cfg.seed, &train_facts, "taught");
+    let control_candidates = benchmark::candidates(&inputs.db, period, cfg.seed, &control_facts, "control");
+    let (questions, selection) = benchmark::select(
+        taught_candidates,
+        control_candidates,
+        cfg.benchmark,
+        cfg.control_share,
+        cfg.benchmark_template_cap,
+        &provenance,
+        cfg.seed,
+    );
     if questions.len() < cfg.benchmark {
-        tracing::warn!(wanted = cfg.benchmark, got = questions.len(), "fewer benchmark candidates than asked for");
+        tracing::warn!(
+            wanted = cfg.benchmark,
+            got = questions.len(),
+            cap = cfg.benchmark_template_cap,
+            "fewer benchmark questions than asked for: the templates' candidates under the per-template cap ran out \
+             (raise curation.pairs or curation.benchmark_template_cap, or lower curation.benchmark)"
+        );
     }
     card.stages.push(Stage::new("benchmark", "drawn questions", questions.len(), questions.len(), 0));
     card.benchmark_by_category = count(questions.iter().map(|q| q.category.name().to_owned()));
     card.benchmark_by_difficulty = count(questions.iter().map(|q| name(&q.difficulty)));
     card.benchmark_by_template = count(questions.iter().map(|q| q.template.clone()));
+    card.benchmark_by_kind = count(questions.iter().map(|q| name(&q.kind)));
     card.benchmark_by_answer = count(questions.iter().map(|q| q.answer.clone()));
     card.benchmark_by_control = count(questions.iter().map(|q| if q.control { "control" } else { "taught" }.to_owned()));
     card.benchmark_selection = Some(selection);

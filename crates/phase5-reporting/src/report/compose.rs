@@ -59,7 +59,7 @@ fn figure(doc: &mut Document, plots: &mut Vec<(String, Plot)>, stem: &str, plot:
 
 /// Build the report from `inputs`.
 pub fn compose(inputs: &Inputs) -> Composed {
-    let mut doc = Document { title: "Study report: fine-tuning a small model on curated Formula 1 facts".into(), blocks: vec![] };
+    let mut doc = Document { title: format!("Study report: fine-tuning a small model on curated {} knowledge", inputs.domain), blocks: vec![] };
     let mut plots = vec![];
     let evaluated: Vec<&VariantData> = inputs.variants.iter().filter(|v| v.eval.is_some()).collect();
     let baseline = inputs.variants.iter().find(|v| v.name == "baseline");
@@ -105,7 +105,8 @@ fn hypothesis_section(doc: &mut Document, inputs: &Inputs, gains: &[GroupGain]) 
     doc.h(2, "Hypothesis");
     doc.p(vec![
         b("Hypothesis. "),
-        t("Fine-tuning a small base model on curated Formula 1 facts raises its accuracy on benchmark questions about the taught facts, and raises it more than on control questions whose facts were kept out of every training pair. The benchmark marks each question "),
+        t(format!("Fine-tuning a small base model on curated {} facts raises its accuracy", inputs.domain)),
+        t(" on benchmark questions about the taught facts, and raises it more than on control questions whose facts were kept out of every training pair. The benchmark marks each question "),
         c("taught"),
         t(" or "),
         c("control"),

@@ -177,6 +177,8 @@ pub struct Inputs {
     pub manifest: Option<(PathBuf, Manifest)>,
     /// Inputs not found.
     pub missing: Vec<Missing>,
+    /// What the study adapts the model to.
+    pub domain: String,
 }
 
 fn bad(path: &Path, reason: impl Into<String>, hint: &str) -> Error {
@@ -198,7 +200,7 @@ const RERUN_EVAL: &str = "rerun the evaluation of this variant (`cargo xtask run
 
 /// Read every input named by `paths`.
 pub fn read(paths: &ReportPaths) -> Result<Inputs> {
-    let mut inputs = Inputs::default();
+    let mut inputs = Inputs { domain: paths.domain.clone(), ..Inputs::default() };
     let results = &paths.results;
 
     // Variants: folders of results/ holding eval.json, plus the ones the config expects.

@@ -42,6 +42,8 @@ pub struct ReportPaths {
     pub manifest: PathBuf,
     /// Variants the study config expects besides `baseline` (missing ones are reported).
     pub expected_variants: Vec<Variant>,
+    /// What the study adapts the model to (the config's top-level `domain`, else Formula 1).
+    pub domain: String,
 }
 
 impl ReportPaths {
@@ -49,7 +51,7 @@ impl ReportPaths {
     /// `models/adapters`, the data card in `data/curated`, the manifest in `results`.
     pub fn new(results: impl Into<PathBuf>, out: impl Into<PathBuf>) -> Self {
         let results = results.into();
-        ReportPaths { manifest: results.join("manifest.json"), results, out: out.into(), runs: "models/adapters".into(), data_card: "data/curated/data_card.json".into(), expected_variants: vec![] }
+        ReportPaths { manifest: results.join("manifest.json"), results, out: out.into(), runs: "models/adapters".into(), data_card: "data/curated/data_card.json".into(), expected_variants: vec![], domain: DEFAULT_DOMAIN.into() }
     }
 
     /// The paths a study config names: `evaluation.results_dir` (after `profile`), its
@@ -66,13 +68,22 @@ impl ReportPaths {
         })?;
         let results = study.eval.results_dir.clone();
         let mut paths = ReportPaths::new(&results, results.join("reports"));
-        if let Some(dir) = study.eval.benchmark.parent() {
-            paths.data_card = dir.join("data_card.json");
+        // The data card sits beside the curated files: the benchmark's folder for ours, the
+        // open questions' folder when the benchmark is a user's file elsewhere.
+        let beside = [Some(study.eval.benchmark.as_path()), study.eval.open_questions.as_deref()];
+        if let Some(card) = beside.into_iter().flatten().filter_map(Path::parent).map(|d| d.join("data_card.json")).find(|c| c.is_file()) {
+            paths.data_card = card;
         }
         paths.expected_variants = study.eval.variants;
+        if let Some(domain) = study.domain {
+            paths.domain = domain;
+        }
         Ok(paths)
     }
 }
+
+/// The domain of the flagship study.
+pub const DEFAULT_DOMAIN: &str = "Formula 1";
 
 /// How the report is drawn.
 #[derive(Debug, Clone, Default, PartialEq)]
