@@ -243,7 +243,8 @@ fn first_line_with(stream: impl Read + Send + 'static, marker: &'static str, pre
 
 /// Headless Chromium with a DevTools port.
 struct Browser {
-    port: String,
+    /// The browser's DevTools websocket (`ws://127.0.0.1:PORT/devtools/browser/ID`).
+    ws: String,
     _child: Guard,
 }
 
@@ -263,37 +264,42 @@ impl Browser {
         let stderr = child.stderr.take().context("no stderr")?;
         let child = Guard(child);
         let line = first_line_with(stderr, "DevTools listening on ws://", "", Duration::from_secs(60)).context("Chromium did not open its DevTools port")?;
-        let port = line.split("ws://").nth(1).and_then(|r| r.split('/').next()).and_then(|hp| hp.rsplit(':').next()).context("no port in Chromium's DevTools line")?.to_string();
-        Ok(Browser { port, _child: child })
+        let ws = line.split_whitespace().find(|w| w.starts_with("ws://")).context("no websocket URL in Chromium's DevTools line")?.to_string();
+        Ok(Browser { ws, _child: child })
     }
 
-    /// A CDP session on the browser's first page.
+    /// A CDP session on a new page (a target attached in flat mode on the browser's socket).
     fn page(&self) -> Result<Cdp> {
-        let (status, list) = http(&format!("127.0.0.1:{}", self.port), "GET", "/json/list", None, None)?;
-        if status != 200 {
-            bail!("DevTools /json/list answered HTTP {status}");
-        }
-        let targets: Value = serde_json::from_str(&list).context("DevTools /json/list is not JSON")?;
-        let ws = targets.as_array().and_then(|t| t.iter().find(|t| t["type"] == "page")).and_then(|t| t["webSocketDebuggerUrl"].as_str()).context("Chromium has no page target")?;
-        let (socket, _) = tungstenite::connect(ws).with_context(|| format!("connecting to {ws}"))?;
+        let (socket, _) = tungstenite::connect(self.ws.as_str()).with_context(|| format!("connecting to {}", self.ws))?;
         if let tungstenite::stream::MaybeTlsStream::Plain(s) = socket.get_ref() {
             s.set_read_timeout(Some(Duration::from_secs(60)))?;
         }
-        Ok(Cdp { socket, next_id: 0 })
+        let mut cdp = Cdp { socket, next_id: 0, session: None };
+        let target = cdp.call("Target.createTarget", json!({ "url": "about:blank" }))?;
+        let target = target["targetId"].as_str().context("Target.createTarget returned no targetId")?;
+        let session = cdp.call("Target.attachToTarget", json!({ "targetId": target, "flatten": true }))?;
+        cdp.session = Some(session["sessionId"].as_str().context("Target.attachToTarget returned no sessionId")?.to_string());
+        Ok(cdp)
     }
 }
 
-/// A minimal Chrome DevTools Protocol client: numbered calls, events skipped.
+/// A minimal Chrome DevTools Protocol client: numbered calls, to the page's session once
+/// attached; events are skipped.
 struct Cdp {
     socket: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
     next_id: u64,
+    session: Option<String>,
 }
 
 impl Cdp {
     fn call(&mut self, method: &str, params: Value) -> Result<Value> {
         self.next_id += 1;
         let id = self.next_id;
-        self.socket.send(tungstenite::Message::text(json!({ "id": id, "method": method, "params": params }).to_string())).with_context(|| format!("sending {method}"))?;
+        let mut message = json!({ "id": id, "method": method, "params": params });
+        if let Some(session) = &self.session {
+            message["sessionId"] = json!(session);
+        }
+        self.socket.send(tungstenite::Message::text(message.to_string())).with_context(|| format!("sending {method}"))?;
         loop {
             let msg = self.socket.read().with_context(|| format!("waiting for the answer to {method}"))?;
             let tungstenite::Message::Text(text) = msg else { continue };
@@ -353,14 +359,14 @@ impl Cdp {
     }
 }
 
-/// One HTTP/1.0 exchange on loopback (the connection closes after the answer, so no chunked
-/// bodies): status and body.
+/// One HTTP exchange with the server on loopback (`Connection: close`; its JSON answers have a
+/// length, never chunks): status and body.
 fn http(addr: &str, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> Result<(u16, String)> {
     let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(300)))?;
     let body = body.unwrap_or("");
     let auth = key.map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
-    write!(s, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).with_context(|| format!("reading the answer of {method} {path}"))?;
     let raw = String::from_utf8_lossy(&raw);

@@ -179,15 +179,27 @@ fn article_pairs_are_extractive_with_the_span_in_the_article_text() {
 }
 
 #[test]
-fn every_category_is_split_80_10_10() {
-    let card = &curated().card;
-    for cat in ["results", "standings", "drivers", "constructors", "circuits", "history", "strategy"] {
-        let n = |s: &str| card.pairs_by_category_split.get(&format!("{cat}/{s}")).copied().unwrap_or(0) as f64;
-        let total = n("train") + n("validation") + n("test");
-        assert!(total > 0.0, "{cat}");
-        assert!((0.65..=0.92).contains(&(n("train") / total)), "{cat}: train {} of {total}", n("train"));
-        assert!(n("test") > 0.0 && n("validation") > 0.0, "{cat}: {:?}", card.pairs_by_category_split);
+fn every_category_with_enough_groups_is_split_80_10_10() {
+    // The split unit is a fact group (a season's standings travel together, so that benchmark
+    // orderings rest on one split); a category of a few large groups cannot be cut 80/10/10,
+    // so the bounds apply to categories of at least ten groups.
+    let mut groups: HashMap<Category, HashMap<&str, Split>> = HashMap::new();
+    for (p, s) in &curated().pairs {
+        groups.entry(p.category).or_default().insert(p.group.as_str(), *s);
     }
+    let card = &curated().card;
+    let mut checked = 0;
+    for (cat, g) in &groups {
+        if g.len() < 10 {
+            continue;
+        }
+        let n = |s: &str| card.pairs_by_category_split.get(&format!("{}/{s}", cat.name())).copied().unwrap_or(0) as f64;
+        let total = n("train") + n("validation") + n("test");
+        assert!((0.65..=0.92).contains(&(n("train") / total)), "{cat:?}: train {} of {total}", n("train"));
+        assert!(n("test") > 0.0 && n("validation") > 0.0, "{cat:?}: {:?}", card.pairs_by_category_split);
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} categories with ten groups or more");
 }
 
 #[test]
