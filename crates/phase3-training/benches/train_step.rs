@@ -7,36 +7,15 @@
 //! `results/bench/train.json`.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use phase3_training::config::{DataConfig, LoraSection, TrainSection};
 use phase3_training::{train, Method, TrainConfig};
-use tch::{Device, Kind, Tensor};
 
 const STEPS: usize = 6;
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
-/// fp32 matmul GFLOP/s on this machine, median of 5 after a warm-up.
-fn matmul_peak() -> f64 {
-    let n = 1024;
-    let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
-    let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
-    let _ = a.matmul(&b);
-    let times: Vec<f64> = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..4 {
-                let _ = a.matmul(&b);
-            }
-            t.elapsed().as_secs_f64() / 4.0
-        })
-        .collect();
-    2.0 * (n as f64).powi(3) / median(times) / 1e9
-}
+#[path = "shared/peak.rs"]
+mod peak;
+use peak::matmul_peak_gflops as matmul_peak;
 
 fn main() -> anyhow::Result<()> {
     let model = std::env::var("F1_MODEL_GGUF").map(PathBuf::from).unwrap_or_else(|_| f1_core::load::default_base_model());
@@ -67,7 +46,7 @@ fn main() -> anyhow::Result<()> {
         let summary = train(&cfg, false)?;
         let metrics = std::fs::read_to_string(cfg.output_dir.join("metrics.jsonl"))?;
         let tps: Vec<f64> = metrics.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter_map(|v| v["tokens_per_s"].as_f64()).skip(1).collect();
-        let tps = median(tps);
+        let tps = peak::median(&tps);
         // Mean tokens per example actually trained on (attention cost grows with it).
         let seq = summary.tokens_seen as f64 / (summary.steps * cfg.train.batch_size) as f64;
         let attn = 2.0 * cfg0.num_hidden_layers as f64 * seq * cfg0.hidden_size as f64;

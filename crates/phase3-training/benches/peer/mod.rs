@@ -10,6 +10,8 @@
 //! bandwidth). Peak RSS per case on each side is VmHWM after a reset (`/proc/self/clear_refs`).
 //! Shared by `benches/peer.rs` (`cargo xtask bench`) and `tests/peer.rs`.
 
+#[path = "../shared/peak.rs"]
+mod peak;
 mod ours;
 mod prepare;
 mod python;
@@ -27,6 +29,7 @@ use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};
 
 use ours::Ours;
+pub use peak::{matmul_peak_gflops, median};
 use prepare::{prepare, Prepared};
 pub use python::check as check_python;
 use report::{machine, pair_ratio, side, table, targets, utc_date_now, Report, Row};
@@ -111,42 +114,12 @@ impl Settings {
     }
 }
 
-pub fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
 
 /// Reset this process's peak-RSS mark (VmHWM) to its current RSS; false where unsupported.
 fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
-/// fp32 matmul GFLOP/s (1024^3, 4 per timing, median of 5 after a warm-up).
-fn matmul_peak_gflops() -> f64 {
-    let n = 1024i64;
-    let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
-    let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
-    let _ = a.matmul(&b);
-    let times: Vec<f64> = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..4 {
-                let _ = a.matmul(&b);
-            }
-            t.elapsed().as_secs_f64() / 4.0
-        })
-        .collect();
-    2.0 * (n as f64).powi(3) / median(&times) / 1e9
-}
 
 /// Read bandwidth in GB/s: a sum over 256 MiB of fp32 (far beyond any cache), median of 5.
 fn memory_bandwidth_gbs() -> f64 {
