@@ -2,6 +2,7 @@
 //! `F1_PYTHON`, a venv with transformers and peft, which `cargo xtask test` provides): one
 //! repetition per case, the report parses back and every ratio is finite and positive.
 
+#[allow(dead_code)] // the test drives only part of the bench driver
 #[path = "../benches/peer/mod.rs"]
 mod driver;
 
