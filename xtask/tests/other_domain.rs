@@ -17,7 +17,7 @@ fn run_all_runs_the_study_on_another_domain_from_its_config() {
     std::fs::create_dir_all(root.path().join("models")).expect("models");
     std::os::unix::fs::symlink(workspace.join("models/base"), root.path().join("models/base")).expect("link base");
     let config = workspace.join("config/examples/pipeline-faq.yaml");
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+    let run_all = || Command::new(env!("CARGO_BIN_EXE_xtask"))
         .current_dir(&workspace)
         .args(["run-all", "--profile", "quick", "--config"])
         .arg(&config)
@@ -25,6 +25,7 @@ fn run_all_runs_the_study_on_another_domain_from_its_config() {
         .arg(root.path())
         .output()
         .expect("spawn xtask");
+    let out = run_all();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "run-all failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     for phase in ["phase1-curation", "phase2-baseline", "phase3-training", "phase4-evaluation", "phase5-reporting"] {
@@ -48,14 +49,7 @@ fn run_all_runs_the_study_on_another_domain_from_its_config() {
     assert!(stdout.contains("baseline"), "headline table missing:\n{stdout}");
 
     // A rerun finds every phase up to date.
-    let again = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .current_dir(&workspace)
-        .args(["run-all", "--profile", "quick", "--config"])
-        .arg(&config)
-        .arg("--root")
-        .arg(root.path())
-        .output()
-        .expect("spawn xtask");
+    let again = run_all();
     let stdout = String::from_utf8_lossy(&again.stdout);
     assert!(again.status.success() && stdout.matches("up to date").count() == 5, "rerun:\n{stdout}");
 }
