@@ -61,13 +61,15 @@ impl Paths {
 
     /// The environment every cargo invocation gets: the same `LIBTORCH` as
     /// `.cargo/config.toml` (so plain cargo and xtask share build artifacts), plus what the
-    /// gated real-model and Python-parity tests and the phase binaries read.
+    /// gated real-model and Python-parity tests and the phase binaries read. `F1_DATA` is the
+    /// mirror the run manifest hashes, also for a study rooted elsewhere (`run-all --root`).
     pub fn cargo_env(&self) -> Vec<(&'static str, OsString)> {
         vec![
             ("LIBTORCH", self.libtorch.clone().into_os_string()),
             ("F1_MODEL_GGUF", self.model.clone().into_os_string()),
             ("F1_PYTHON", self.python.clone().into_os_string()),
             ("F1_ROOT", self.study_root.clone().into_os_string()),
+            ("F1_DATA", manifest::data_dir(self).into_os_string()),
         ]
     }
 

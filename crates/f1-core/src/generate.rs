@@ -172,16 +172,22 @@ pub fn generate_ids(model: &Llama, tok: &Tokenizer, prompts: &[Vec<u32>], cfg: &
         .collect();
 
     let _guard = tch::no_grad_guard();
+    let on_device_greedy = cfg.temperature == 0.0 && cfg.repetition_penalty == 1.0;
     let mut logits = last_logits(model, &input, &mask.narrow(1, 0, max_prompt as i64), &mut cache);
     for step in 0..max_new {
-        let host: Vec<f32> = Vec::<f32>::try_from(logits.to_kind(Kind::Float).to_device(tch::Device::Cpu).flatten(0, -1))?;
+        // Plain greedy picks on the device and copies B ids; anything else needs the logits.
+        let (host, picks) = if on_device_greedy {
+            (Vec::new(), Vec::<i64>::try_from(logits.argmax(-1, false).to_device(tch::Device::Cpu))?)
+        } else {
+            (Vec::<f32>::try_from(logits.to_kind(Kind::Float).to_device(tch::Device::Cpu).flatten(0, -1))?, Vec::new())
+        };
         let vocab = host.len() / b;
         let mut next = vec![pad; b];
         for (r, row) in rows.iter_mut().enumerate() {
             if row.done.is_some() {
                 continue;
             }
-            let token = choose(&host[r * vocab..(r + 1) * vocab], &row.seen, cfg, &mut row.rng);
+            let token = if on_device_greedy { picks[r] as u32 } else { choose(&host[r * vocab..(r + 1) * vocab], &row.seen, cfg, &mut row.rng) };
             row.produced += 1;
             row.first.get_or_insert_with(|| started.elapsed());
             next[r] = token as i64;

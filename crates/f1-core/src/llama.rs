@@ -131,9 +131,11 @@ impl Rotary {
         (emb.cos(), emb.sin())
     }
 
-    /// `cos`, `sin` for position ids (B, T), shaped (B, 1, T, head_dim) in `dtype`.
-    pub fn at(&self, position_ids: &Tensor, dtype: Kind) -> (Tensor, Tensor) {
-        let max_pos = position_ids.max().int64_value(&[]);
+    /// `cos`, `sin` for position ids (B, T), shaped (B, 1, T, head_dim) in `dtype`. `bound`,
+    /// when the caller knows one, is a limit the ids stay below; without it the largest id is
+    /// read back from the device (a host synchronisation the decode loop avoids).
+    pub fn at(&self, position_ids: &Tensor, bound: Option<i64>, dtype: Kind) -> (Tensor, Tensor) {
+        let max_pos = bound.map_or_else(|| position_ids.max().int64_value(&[]), |b| b - 1);
         let (cos, sin) = if max_pos < self.cos.size()[0] {
             let flat = position_ids.flatten(0, -1);
             let mut shape = position_ids.size();
@@ -440,7 +442,8 @@ impl Llama {
         let positions = (attn.to_kind(Kind::Int64).cumsum(1, Kind::Int64) - 1).clamp_min(0);
         let position_ids = positions.narrow(1, past, t); // (B, T)
         let mask = self.attention_mask(&attn, past, t);
-        self.run(input_ids, &position_ids, &mask, cache)
+        // A position counts real tokens before it, so it stays below past + T.
+        self.run(input_ids, &position_ids, Some(total), &mask, cache)
     }
 
     /// Hidden states for packed sequences: several examples share a row, told apart by
@@ -455,7 +458,7 @@ impl Llama {
         let same = seg.unsqueeze(2).eq_tensor(&seg.unsqueeze(1)).logical_and(&seg.ne(0).unsqueeze(1)); // (B, T, T)
         let diag = Tensor::eye(t, (Kind::Bool, device)).unsqueeze(0);
         let mask = same.logical_and(&causal).logical_or(&diag).unsqueeze(1);
-        self.run(input_ids, &position_ids.to_device(device), &mask, None)
+        self.run(input_ids, &position_ids.to_device(device), None, &mask, None)
     }
 
     /// Hidden states under an explicit attention pattern: `mask` (B, T, T) is true where query i
@@ -469,7 +472,7 @@ impl Llama {
         let t = input_ids.size()[1];
         let diag = Tensor::eye(t, (Kind::Bool, device)).unsqueeze(0);
         let mask = mask.to_device(device).to_kind(Kind::Bool).logical_or(&diag).unsqueeze(1); // (B, 1, T, T)
-        self.run(input_ids, &position_ids.to_device(device), &mask, None)
+        self.run(input_ids, &position_ids.to_device(device), None, &mask, None)
     }
 
     /// Boolean mask (B, 1, T, past + T): query i (absolute past + i) may attend key j when j is
@@ -489,9 +492,14 @@ impl Llama {
         mask.logical_or(&diag.unsqueeze(0)).unsqueeze(1)
     }
 
-    fn run(&self, input_ids: &Tensor, position_ids: &Tensor, mask: &Tensor, mut cache: Option<&mut KvCache>) -> Tensor {
+    /// The decoder stack on boolean `mask` (B, 1, T, keys). The mask becomes additive (0 or
+    /// -inf in the compute dtype) once here rather than in each layer's attention, which would
+    /// otherwise convert it per call.
+    fn run(&self, input_ids: &Tensor, position_ids: &Tensor, pos_bound: Option<i64>, mask: &Tensor, mut cache: Option<&mut KvCache>) -> Tensor {
         let t = input_ids.size()[1];
-        let rope = self.rotary.at(position_ids, self.dtype);
+        let rope = self.rotary.at(position_ids, pos_bound, self.dtype);
+        let mask = Tensor::zeros(mask.size(), (self.dtype, self.device)).masked_fill(&mask.logical_not(), f64::NEG_INFINITY);
+        let mask = &mask;
         let mut xs = Tensor::embedding(&self.embed_tokens, &input_ids.to_device(self.device), -1, false, false);
         for (i, layer) in self.layers.iter().enumerate() {
             xs = layer.forward(&xs, &rope, mask, cache.as_deref_mut().map(|c| (c, i)));

@@ -21,7 +21,7 @@ use reqwest::blocking::Client;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use crate::curate::output::sha256_hex;
 
 use crate::article::{self, Article};
 use crate::{Error, Reject, Result};
@@ -358,11 +358,6 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// Lowercase hex sha256.
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The polite HTTP client. See the module documentation.
 pub struct Fetcher {
     config: FetchConfig,
@@ -622,6 +617,8 @@ pub struct Crawl {
     pub articles: Vec<Article>,
     /// Seeds left out: disallowed, failed, not HTML, not an article.
     pub rejects: Vec<Reject>,
+    /// Every page fetched (or served from the cache), in seed order: URL, status, hash.
+    pub pages: Vec<CacheMeta>,
 }
 
 /// Whether a body is HTML: by content type when given, else by its first bytes.
@@ -643,7 +640,10 @@ pub fn crawl(fetcher: &mut Fetcher, seeds: &[Seed]) -> Crawl {
         let source = seed.label();
         let (body, content_type, url) = match seed {
             Seed::Url(url) => match fetcher.fetch(url) {
-                Ok(page) => (page.body, page.meta.content_type, Some(url.as_str())),
+                Ok(page) => {
+                    out.pages.push(page.meta.clone());
+                    (page.body, page.meta.content_type, Some(url.as_str()))
+                }
                 Err(e) => {
                     let reason = match e {
                         Error::Http { reason, .. } => reason,

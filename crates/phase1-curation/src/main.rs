@@ -4,6 +4,7 @@
 //! `run --config config/study.yaml [--profile default|quick] [--out data/]` writes
 //! `<out>/curated/`; `import --input FILE.jsonl --out DIR` writes `DIR/`. Relative paths are
 //! resolved against `$F1_ROOT` when set (as `cargo xtask run-all` does), else the current folder.
+//! `fetch --dest DIR [--source NAME]...` downloads the sources from upstream in the mirror's layout.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -12,6 +13,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::ProgressBar;
 use phase1_curation::curate::{config::CurationConfig, import, pipeline};
+use phase1_curation::fetch::{self, FetchConfig};
 
 #[derive(Parser)]
 #[command(name = "phase1-curation", about = "Phase 1: curate F1 sources into pairs, splits, a benchmark and a data card")]
@@ -46,6 +48,19 @@ enum Command {
         #[arg(long, default_value_t = 20_240_601)]
         seed: u64,
     },
+    /// Download sources from their upstream URLs into DEST in the mirror's layout, so that
+    /// `F1_DATA=DEST` reads them (needs network; robots.txt obeyed, raw pages cached).
+    Fetch {
+        /// A source to fetch (repeatable); all when absent.
+        #[arg(long = "source", value_parser = clap::builder::PossibleValuesParser::new(fetch::SOURCES))]
+        sources: Vec<String>,
+        /// Destination folder.
+        #[arg(long)]
+        dest: PathBuf,
+        /// Cache of raw pages.
+        #[arg(long, default_value = "data/cache/http")]
+        cache: PathBuf,
+    },
 }
 
 /// A relative path against `$F1_ROOT` when set.
@@ -65,9 +80,10 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Run { config, profile, out } => {
             let config = resolve(&config);
-            let cfg = CurationConfig::load(&config, &profile)
+            let mut cfg = CurationConfig::load(&config, &profile)
                 .with_context(|| format!("reading the `curation:` section of {}; hint: see config/study.yaml for the keys", config.display()))?;
             let out = resolve(&out);
+            cfg.sources.crawl.fetch.cache_dir = resolve(&cfg.sources.crawl.fetch.cache_dir);
             if let Some(input) = &cfg.import {
                 let input = resolve(input);
                 let dir = out.join("curated");
@@ -113,6 +129,32 @@ fn main() -> Result<()> {
                 "wrote {}",
                 out.display()
             );
+        }
+        Command::Fetch { sources, dest, cache } => {
+            let (dest, cache) = (resolve(&dest), resolve(&cache));
+            let names: Vec<&str> = if sources.is_empty() { fetch::SOURCES.to_vec() } else { sources.iter().map(String::as_str).collect() };
+            let mut fetcher = fetch::Fetcher::new(FetchConfig { cache_dir: cache, ..FetchConfig::default() })?;
+            let mut failed = 0;
+            for name in names {
+                let files = fetch::source_files(name)?;
+                let bar = ProgressBar::new(files.len() as u64).with_message(name.to_owned());
+                let (mut written, mut rejects) = (0, Vec::new());
+                for file in &files {
+                    let (w, r) = fetch::fetch_files(&mut fetcher, std::slice::from_ref(file), &dest)?;
+                    written += w.len();
+                    rejects.extend(r);
+                    bar.inc(1);
+                }
+                bar.finish_and_clear();
+                for r in &rejects {
+                    tracing::warn!("{name}: {r}");
+                }
+                tracing::info!(written, failed = rejects.len(), "{name} -> {}", dest.display());
+                failed += rejects.len();
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} file(s) could not be fetched (listed above); rerun to retry them, fetched pages come from the cache");
+            }
         }
     }
     Ok(())

@@ -117,7 +117,7 @@ fn handle(mut stream: TcpStream, log: &Mutex<Vec<(String, Instant)>>) {
         "/big-stream" => respond(&mut stream, "200 OK", &[], &vec![b'x'; 1536 * 1024]),
         "/data.json" => respond(&mut stream, "200 OK", &[("Content-Type", "application/json".into())], b"{\"a\":1}"),
         p if p.starts_with("/wiki/") => {
-            let name = p.trim_start_matches("/wiki/").replace("%20", " ");
+            let name = percent_decode(p.trim_start_matches("/wiki/"));
             match std::fs::read(data_dir().join("wikipedia").join(name)) {
                 Ok(body) => respond(&mut stream, "200 OK", &html(), &body),
                 Err(_) => respond(&mut stream, "404 Not Found", &[], b""),
@@ -125,6 +125,36 @@ fn handle(mut stream: TcpStream, log: &Mutex<Vec<(String, Instant)>>) {
         }
         _ => respond(&mut stream, "404 Not Found", &[], b""),
     }
+}
+
+/// `%XX` escapes of a URL path back to the bytes they stand for (UTF-8 file names).
+fn percent_decode(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A file name as a URL path segment: unreserved bytes as they are, the rest `%XX`.
+fn percent_encode(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn config(cache: &tempfile::TempDir) -> FetchConfig {
@@ -394,4 +424,90 @@ fn retry_after_in_seconds_or_as_a_date() {
     assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now), Some(Duration::from_secs(10)));
     assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now), Some(Duration::ZERO));
     assert_eq!(parse_retry_after("soon", now), None);
+}
+
+/// `phase1-curation run` with its articles given as URLs in the config (and no folder of saved
+/// pages): every page is fetched once through the polite fetcher, gives the same article as
+/// the saved page, and is listed in the data card with its hash; a URL that fails is a reject
+/// with its reason; pairs cite the URLs; a rerun reads the cache and writes the same files.
+#[test]
+fn run_crawls_the_article_urls_of_the_config() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wiki = data_dir().join("wikipedia");
+    let mut names: Vec<String> = std::fs::read_dir(&wiki)
+        .expect("mirror wikipedia/")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".html"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 25);
+    let mut urls: Vec<String> = names.iter().map(|n| server.url(&format!("/wiki/{}", percent_encode(n)))).collect();
+    urls.push(server.url("/error"));
+    let cache = dir.path().join("cache");
+    let yaml = format!(
+        "curation:\n  sources:\n    wikipedia: \"\"\n    crawl:\n      urls:\n{}      fetch: {{cache_dir: \"{}\", min_interval_ms: 0, max_retries: 1, backoff_ms: 50, timeout_ms: 10000}}\n",
+        urls.iter().map(|u| format!("        - \"{u}\"\n")).collect::<String>(),
+        cache.display()
+    );
+    let config = dir.path().join("study.yaml");
+    std::fs::write(&config, yaml).expect("write config");
+    let out = dir.path().join("data");
+    let run = || {
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_phase1-curation"))
+            .args(["run", "--profile", "quick", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&out)
+            .env("F1_DATA", data_dir())
+            .env_remove("F1_ROOT")
+            .status()
+            .expect("run phase1-curation");
+        assert!(status.success(), "phase1-curation run failed");
+        let card: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("curated/data_card.json")).expect("card")).expect("card json");
+        card
+    };
+    let card = run();
+
+    // Each page was requested once, robots.txt once; the failing URL was retried and rejected.
+    for u in &urls[..25] {
+        let path = u.trim_start_matches(&server.base);
+        assert_eq!(server.hits(path).len(), 1, "{path}");
+    }
+    assert_eq!(server.hits("/robots.txt").len(), 1);
+    let stage = card["stages"].as_array().expect("stages").iter().find(|s| s["name"] == "crawl").expect("crawl stage").clone();
+    assert_eq!((stage["inputs"].as_u64(), stage["outputs"].as_u64(), stage["rejects"].as_u64()), (Some(26), Some(25), Some(1)));
+    assert!(card["stages"].as_array().expect("stages").iter().all(|s| s["name"] != "wikipedia"), "no saved pages were read");
+    let rejects: Vec<&serde_json::Value> = card["rejects"].as_array().expect("rejects").iter().filter(|r| r["stage"] == "crawl").collect();
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert!(rejects[0].to_string().contains("/error") && rejects[0].to_string().contains("gave up"), "{}", rejects[0]);
+
+    // The card lists every URL with the hash of the page the mirror holds.
+    let inputs = card["inputs"].as_array().expect("inputs");
+    for (name, url) in names.iter().zip(&urls) {
+        let entry = inputs.iter().find(|i| i["path"] == url.as_str()).unwrap_or_else(|| panic!("{url} not in the card's inputs"));
+        let body = std::fs::read(wiki.join(name)).expect("mirror page");
+        assert_eq!(entry["sha256"].as_str(), Some(phase1_curation::curate::output::sha256_hex(&body).as_str()), "{name}");
+    }
+
+    // The articles are the saved pages' articles; their pairs cite the URL.
+    let (saved, _) = phase1_curation::article::load_folder(&wiki);
+    let seeds: Vec<Seed> = urls[..25].iter().cloned().map(Seed::Url).collect();
+    let crawled = crawl(&mut Fetcher::new(FetchConfig { cache_dir: cache.clone(), min_interval_ms: 0, ..FetchConfig::default() }).expect("client"), &seeds);
+    let titles = |a: &[phase1_curation::article::Article]| a.iter().map(|a| (a.title.clone(), a.sections.len())).collect::<Vec<_>>();
+    assert_eq!(titles(&crawled.articles), titles(&saved));
+    let pairs: String = ["train", "validation", "test"]
+        .iter()
+        .map(|s| std::fs::read_to_string(out.join(format!("curated/{s}.jsonl"))).expect("pairs"))
+        .collect();
+    let cited = pairs.lines().filter(|l| l.contains(&format!("\"provenance\":\"{}/wiki/", server.base))).count();
+    assert!(cited > 0, "no pair cites a crawled URL");
+
+    // A rerun is served from the cache (no page requested again) and writes the same outputs.
+    let again = run();
+    for u in &urls[..25] {
+        assert_eq!(server.hits(u.trim_start_matches(&server.base)).len(), 1);
+    }
+    assert_eq!(again["outputs"], card["outputs"]);
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fetch::FetchConfig;
 use crate::{Error, Result};
 
 /// Curation settings; every field has a default, so an empty section is valid.
@@ -48,12 +49,34 @@ pub struct CurationConfig {
 pub struct Sources {
     /// F1DB's source archive.
     pub f1db: String,
-    /// Folder of Wikipedia HTML pages.
+    /// Folder of saved Wikipedia HTML pages (`""`: none, articles come from `crawl` only).
     pub wikipedia: String,
     /// Folder of live-timing sessions.
     pub livetiming: String,
     /// Folder of the Kaggle/Ergast CSVs, reconciled against F1DB in the data card.
     pub ergast: String,
+    /// Article pages fetched over HTTP, read alongside the saved pages of `wikipedia`.
+    #[serde(skip_serializing_if = "Crawl::is_empty")]
+    pub crawl: Crawl,
+}
+
+/// Article seeds given as URLs: each is fetched once through the polite fetcher (robots.txt,
+/// per-host interval, retries, timeouts, size cap, on-disk cache) and extracted like a saved
+/// page; a seed that fails becomes a reject in the data card.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Crawl {
+    /// Pages to fetch, in order (`https://en.wikipedia.org/wiki/Brabham?oldid=1187950890`).
+    pub urls: Vec<String>,
+    /// How they are fetched; `fetch.cache_dir` is relative to the study root.
+    pub fetch: FetchConfig,
+}
+
+impl Crawl {
+    /// No URL to fetch.
+    pub fn is_empty(&self) -> bool {
+        self.urls.is_empty()
+    }
 }
 
 /// Overrides of a profile; unset fields keep the section's value.
@@ -74,7 +97,13 @@ pub struct Profile {
 
 impl Default for Sources {
     fn default() -> Self {
-        Sources { f1db: "f1db-main.tar.gz".into(), wikipedia: "wikipedia".into(), livetiming: "livetiming".into(), ergast: "ergast".into() }
+        Sources {
+            f1db: "f1db-main.tar.gz".into(),
+            wikipedia: "wikipedia".into(),
+            livetiming: "livetiming".into(),
+            ergast: "ergast".into(),
+            crawl: Crawl::default(),
+        }
     }
 }
 
@@ -93,7 +122,7 @@ impl Default for CurationConfig {
             import: None,
             profiles: BTreeMap::from([(
                 "quick".to_owned(),
-                Profile { pairs: Some(120), benchmark: Some(60), ..Profile::default() },
+                Profile { pairs: Some(120), benchmark: Some(40), ..Profile::default() },
             )]),
         }
     }
@@ -131,6 +160,13 @@ impl CurationConfig {
         if !(0.0..=1.0).contains(&self.control_share) {
             return Err(format!("curation.control_share {} must be in [0, 1]", self.control_share));
         }
+        for url in &self.sources.crawl.urls {
+            match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                Ok(u) => return Err(format!("curation.sources.crawl.urls: `{url}` is a {} URL; only http and https are fetched", u.scheme())),
+                Err(e) => return Err(format!("curation.sources.crawl.urls: `{url}` is not a URL ({e})")),
+            }
+        }
         for (name, v) in [
             ("near_duplicate", self.near_duplicate),
             ("leakage", self.leakage),
@@ -156,7 +192,7 @@ mod tests {
     #[test]
     fn quick_profile_overrides_sizes_only() {
         let c = CurationConfig::default().with_profile("quick").expect("quick exists");
-        assert_eq!((c.pairs, c.benchmark, c.years), (120, 60, [2000, 2024]));
+        assert_eq!((c.pairs, c.benchmark, c.years), (120, 40, [2000, 2024]));
         assert!(CurationConfig::default().with_profile("nope").is_err());
     }
 }

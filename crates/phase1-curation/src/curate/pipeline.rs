@@ -14,6 +14,7 @@ use super::text::NearIndex;
 use super::{facts_f1db, facts_text, Category, Fact, Pair, Rng, Source};
 use crate::article::{self, Article};
 use crate::ergast::{self, Ergast, Reconciliation};
+use crate::fetch::{self, Fetcher, Seed};
 use crate::f1db::F1Db;
 use crate::livetiming::{self, Session};
 use crate::{Error, Reject, Result};
@@ -70,7 +71,8 @@ fn files_under(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Load F1DB, the articles and the live-timing sessions from `mirror`, hashing every file read.
+/// Load F1DB, the articles (saved pages under `mirror`, then any `sources.crawl` URLs, fetched)
+/// and the live-timing sessions, hashing every file and page read.
 pub fn load_inputs(mirror: &Path, sources: &Sources) -> Result<Inputs> {
     let archive = mirror.join(&sources.f1db);
     let db = F1Db::load(&archive)?;
@@ -80,20 +82,43 @@ pub fn load_inputs(mirror: &Path, sources: &Sources) -> Result<Inputs> {
         db.rejects.iter().map(|r| StageReject { stage: "f1db".into(), reject: r.clone() }).collect();
     let mut stages = Vec::new();
 
-    let wiki = mirror.join(&sources.wikipedia);
-    let mut files = Vec::new();
-    files_under(&wiki, ".html", &mut files)?;
-    files_under(&wiki, ".tsv", &mut files)?;
-    files.sort();
-    for f in &files {
-        hashes.push(hash_file(mirror, f)?);
+    let mut articles = Vec::new();
+    if !sources.wikipedia.is_empty() {
+        let wiki = mirror.join(&sources.wikipedia);
+        let mut files = Vec::new();
+        files_under(&wiki, ".html", &mut files)?;
+        files_under(&wiki, ".tsv", &mut files)?;
+        files.sort();
+        for f in &files {
+            hashes.push(hash_file(mirror, f)?);
+        }
+        let (arts, arts_rejects) = article::load_folder(&wiki);
+        let html = files.iter().filter(|f| f.extension().is_some_and(|e| e == "html")).count();
+        let file_rejects = arts_rejects.iter().filter(|r| r.record.is_none() && r.source.ends_with(".html")).count();
+        stages.push(Stage::new("wikipedia", "html files", html, arts.len(), file_rejects));
+        rejects.extend(arts_rejects.into_iter().map(|r| StageReject { stage: "wikipedia".into(), reject: r }));
+        articles.extend(arts.into_iter().map(|a| (a.url.clone().unwrap_or_else(|| format!("wikipedia: {}", a.title)), a)));
     }
-    let (arts, arts_rejects) = article::load_folder(&wiki);
-    let html = files.iter().filter(|f| f.extension().is_some_and(|e| e == "html")).count();
-    let file_rejects = arts_rejects.iter().filter(|r| r.record.is_none() && r.source.ends_with(".html")).count();
-    stages.push(Stage::new("wikipedia", "html files", html, arts.len(), file_rejects));
-    rejects.extend(arts_rejects.into_iter().map(|r| StageReject { stage: "wikipedia".into(), reject: r }));
-    let articles = arts.into_iter().map(|a| (a.url.clone().unwrap_or_else(|| format!("wikipedia: {}", a.title)), a)).collect();
+    if !sources.crawl.is_empty() {
+        let urls = &sources.crawl.urls;
+        tracing::info!(
+            seeds = urls.len(),
+            min_interval_ms = sources.crawl.fetch.min_interval_ms,
+            cache = %sources.crawl.fetch.cache_dir.display(),
+            "crawling the configured article URLs"
+        );
+        let mut fetcher = Fetcher::new(sources.crawl.fetch.clone())?;
+        let seeds: Vec<Seed> = urls.iter().cloned().map(Seed::Url).collect();
+        let crawled = fetch::crawl(&mut fetcher, &seeds);
+        hashes.extend(crawled.pages.iter().map(|p| FileHash { path: p.url.clone(), bytes: p.bytes, sha256: p.sha256.clone() }));
+        stages.push(Stage::new("crawl", "seed urls", urls.len(), crawled.articles.len(), crawled.rejects.len()));
+        if !crawled.rejects.is_empty() {
+            tracing::warn!(rejected = crawled.rejects.len(), "some article URLs gave no article; the data card lists each with its reason");
+        }
+        rejects.extend(crawled.rejects.into_iter().map(|r| StageReject { stage: "crawl".into(), reject: r }));
+        // `crawl` extracts each page with its URL, which is its provenance.
+        articles.extend(crawled.articles.into_iter().map(|a| (a.url.clone().unwrap_or_default(), a)));
+    }
 
     let lt = mirror.join(&sources.livetiming);
     let mut streams = Vec::new();

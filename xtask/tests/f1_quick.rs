@@ -1,0 +1,68 @@
+//! The F1 study as CI runs it end to end: `cargo xtask run-all --profile quick` on
+//! `config/study.yaml`, in a scratch study root, on the mirror's real sources and the real base
+//! model; then `--force phase5-reporting` reruns the last phase alone.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{assert_all_phases_ran, read_json, run_all, study_root, workspace};
+
+#[test]
+#[ignore = "runs the whole pipeline on the real model: run `cargo xtask test`"]
+fn run_all_quick_runs_the_f1_study_end_to_end() {
+    let workspace = workspace();
+    let root = study_root(&workspace);
+    let config = workspace.join("config/study.yaml");
+    let started = Instant::now();
+    let stdout = run_all(&workspace, &config, root.path(), &[]);
+    // Informational (speed targets live in benchmarks): the README quotes this figure.
+    eprintln!("run-all --profile quick: {:.0} s\n{stdout}", started.elapsed().as_secs_f64());
+    assert_all_phases_ran(&stdout);
+
+    // Phase 1 curated the mirror at the quick sizes: F1DB facts and article text in the pairs,
+    // a 40-question benchmark with a control share, and every input hashed in the card.
+    let curated = root.path().join("data/curated");
+    let card = read_json(&curated.join("data_card.json"));
+    let pairs: u64 = card["pairs_by_split"].as_object().expect("pairs_by_split").values().filter_map(|v| v.as_u64()).sum();
+    assert!((100..=140).contains(&pairs), "quick aims at 120 pairs, got {pairs}");
+    for source in ["f1db", "wikipedia"] {
+        assert!(card["pairs_by_source"][source].as_u64().is_some_and(|n| n > 0), "no {source} pairs: {}", card["pairs_by_source"]);
+    }
+    let questions = std::fs::read_to_string(curated.join("benchmark.jsonl")).expect("benchmark");
+    assert_eq!(questions.lines().count(), 40);
+    assert!(card["benchmark_by_control"]["control"].as_u64().is_some_and(|n| n > 0), "{}", card["benchmark_by_control"]);
+    assert!(card["inputs"].as_array().is_some_and(|i| i.iter().any(|f| f["path"] == "f1db-main.tar.gz")));
+
+    // Three methods trained three optimizer steps each on the curated pairs.
+    for method in ["lora", "qlora", "full"] {
+        let summary = read_json(&root.path().join("models/adapters").join(method).join("summary.json"));
+        assert_eq!(summary["steps"], 3, "{method}: {summary}");
+        assert!(summary["tokens_seen"].as_u64().is_some_and(|t| t > 0), "{method}: {summary}");
+        assert!(summary["final_train_loss"].as_f64().is_some_and(f64::is_finite), "{method}: {summary}");
+    }
+    // Every variant was scored by the same harness on the same 24 of the benchmark's questions.
+    let mut hashes = Vec::new();
+    for variant in ["baseline", "lora", "qlora", "full"] {
+        let eval = read_json(&root.path().join("results").join(variant).join("eval.json"));
+        assert_eq!(eval["benchmark"]["n"], 24, "{variant}: {}", eval["benchmark"]);
+        hashes.push(eval["benchmark"]["sha256"].clone());
+        let acc = eval["mcq"]["loglikelihood"]["acc"]["overall"]["acc"].as_f64().expect("accuracy");
+        assert!((0.0..=1.0).contains(&acc), "{variant}: {acc}");
+        assert!(eval["latency"]["total_ms"]["median"].as_f64().is_some_and(|m| m > 0.0), "{variant}: no latency");
+    }
+    assert!(hashes.windows(2).all(|w| w[0] == w[1]), "variants saw different benchmarks: {hashes:?}");
+    // The report is about the configured domain; the manifest holds all five phases.
+    let report = std::fs::read_to_string(root.path().join("results/reports/report.html")).expect("report");
+    assert!(report.contains("Formula 1"), "the report does not name the study's domain");
+    let manifest = read_json(&root.path().join("results/manifest.json"));
+    assert_eq!(manifest["phases"].as_object().map(|p| p.len()), Some(5), "{manifest}");
+    for variant in ["baseline", "lora", "qlora", "full"] {
+        assert!(stdout.lines().any(|l| l.starts_with(variant)), "headline table lacks {variant}:\n{stdout}");
+    }
+
+    // `--force` reruns one phase; the others stay up to date.
+    let again = run_all(&workspace, &config, root.path(), &["--force", "phase5-reporting"]);
+    assert_eq!(again.matches("up to date").count(), 4, "rerun:\n{again}");
+    assert!(again.contains("phase5-reporting: ok"), "rerun:\n{again}");
+}
