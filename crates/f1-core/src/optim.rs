@@ -141,6 +141,7 @@ impl AdamW {
         });
     }
 
+    /// State for a checkpoint: `<name>.exp_avg`, `<name>.exp_avg_sq`, and `step`.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![("step".to_string(), Tensor::from_slice(&[self.step]))];
         for p in &self.params {
