@@ -38,6 +38,26 @@ pub fn status(mut cmd: Command, what: &str) -> Result<bool> {
     Ok(status.success())
 }
 
+/// Build the binaries of `packages` in one cargo invocation (one feature resolution, so the
+/// crates they share compile once) and return each executable by name, as cargo reports it.
+pub fn build_bins(paths: &Paths, packages: &[&str]) -> Result<std::collections::HashMap<String, PathBuf>> {
+    let mut cmd = cargo(paths);
+    cmd.args(["build", "--release", "--bins", "--message-format=json-render-diagnostics"]).stdout(std::process::Stdio::piped());
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    let out = cmd.spawn().context("could not start cargo build; is cargo on PATH?")?.wait_with_output()?;
+    if !out.status.success() {
+        bail!("building {} failed (see the compiler output above)", packages.join(", "));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .filter_map(|m| Some((m["target"]["name"].as_str()?.to_owned(), PathBuf::from(m["executable"].as_str()?))))
+        .collect())
+}
+
 /// Whether the crate directory of a phase (or any workspace crate) exists yet.
 pub fn crate_exists(paths: &Paths, name: &str) -> bool {
     paths.root.join("crates").join(name).join("Cargo.toml").is_file()
@@ -115,6 +135,9 @@ pub fn run_all(paths: &Paths, opts: &RunAll) -> Result<()> {
     let profile = opts.profile.as_str();
     let mut manifest = crate::manifest::Manifest::load(paths)?;
     let started = Instant::now();
+    // Every phase binary from one build: per-phase `cargo run -p` would resolve features per
+    // package and compile the shared crates up to five times on a fresh checkout.
+    let bins = build_bins(paths, PHASES)?;
     let total = PHASES.len();
     for (i, phase) in PHASES.iter().enumerate() {
         let files = crate::manifest::phase_files(paths, phase, &config, &layout);
@@ -130,9 +153,10 @@ pub fn run_all(paths: &Paths, opts: &RunAll) -> Result<()> {
         let t = Instant::now();
         // Phases resolve the config's relative paths against their working directory (and
         // `F1_ROOT`): the study root, which is the workspace unless `--root` says otherwise.
-        let mut cmd = cargo(paths);
-        cmd.current_dir(&paths.study_root).args(["run", "--release", "-q", "--manifest-path"]).arg(paths.root.join("Cargo.toml"));
-        cmd.args(["-p", phase, "--", "run", "--config"]).arg(&config).args(["--profile", profile]);
+        let bin = bins.get(*phase).with_context(|| format!("cargo built no {phase} executable"))?;
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(&paths.study_root).envs(paths.cargo_env());
+        cmd.args(["run", "--config"]).arg(&config).args(["--profile", profile]);
         let ok = status(cmd, phase)?;
         let secs = t.elapsed().as_secs_f64();
         if !ok {

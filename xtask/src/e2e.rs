@@ -171,18 +171,7 @@ fn on_path(names: &[&str]) -> Option<PathBuf> {
 
 /// `cargo build` the server and return its executable, as cargo reports it.
 fn build_server(paths: &Paths) -> Result<PathBuf> {
-    let mut cmd = crate::cargo::cargo(paths);
-    cmd.args(["build", "--release", "-p", "phase5-reporting", "--bin", "phase5-reporting", "--message-format=json-render-diagnostics"]).stdout(Stdio::piped());
-    let out = cmd.spawn().context("could not start cargo build")?.wait_with_output()?;
-    if !out.status.success() {
-        bail!("building phase5-reporting failed (see the output above)");
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "phase5-reporting")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .context("cargo reported no phase5-reporting executable")
+    crate::cargo::build_bins(paths, &["phase5-reporting"])?.remove("phase5-reporting").context("cargo reported no phase5-reporting executable")
 }
 
 /// A child process killed when dropped.

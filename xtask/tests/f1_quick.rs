@@ -21,7 +21,7 @@ fn run_all_quick_runs_the_f1_study_end_to_end() {
     assert_all_phases_ran(&stdout);
 
     // Phase 1 curated the mirror at the quick sizes: F1DB facts and article text in the pairs,
-    // a 40-question benchmark with a control share, and every input hashed in the card.
+    // a benchmark of about 40 questions with a control share, and every input hashed in the card.
     let curated = root.path().join("data/curated");
     let card = read_json(&curated.join("data_card.json"));
     let pairs: u64 = card["pairs_by_split"].as_object().expect("pairs_by_split").values().filter_map(|v| v.as_u64()).sum();
@@ -30,8 +30,11 @@ fn run_all_quick_runs_the_f1_study_end_to_end() {
         assert!(card["pairs_by_source"][source].as_u64().is_some_and(|n| n > 0), "no {source} pairs: {}", card["pairs_by_source"]);
     }
     let questions = std::fs::read_to_string(curated.join("benchmark.jsonl")).expect("benchmark");
-    assert_eq!(questions.lines().count(), 40);
-    assert!(card["benchmark_by_control"]["control"].as_u64().is_some_and(|n| n > 0), "{}", card["benchmark_by_control"]);
+    // Quick asks for 40; the per-template cap may leave a few places empty (the card says so).
+    let by_control = card["benchmark_by_control"].as_object().expect("benchmark_by_control");
+    assert_eq!(questions.lines().count() as u64, by_control.values().filter_map(|v| v.as_u64()).sum::<u64>());
+    assert!((30..=40).contains(&questions.lines().count()), "{} questions", questions.lines().count());
+    assert!(by_control.get("control").and_then(|v| v.as_u64()).is_some_and(|n| n > 0), "{by_control:?}");
     assert!(card["inputs"].as_array().is_some_and(|i| i.iter().any(|f| f["path"] == "f1db-main.tar.gz")));
 
     // Three methods trained three optimizer steps each on the curated pairs.
