@@ -364,6 +364,8 @@ pub struct Fetcher {
     client: Client,
     robots: HashMap<String, Robots>,
     last_request: HashMap<String, Instant>,
+    /// Why an origin's robots.txt could not be read (it then disallows everything).
+    robots_unreadable: HashMap<String, String>,
     /// HTTP requests sent (robots.txt included), for logs and tests.
     pub requests: u64,
 }
@@ -383,7 +385,7 @@ impl Fetcher {
             .timeout(Duration::from_millis(config.timeout_ms))
             .build()
             .map_err(|e| Error::Http { url: String::new(), reason: format!("cannot build the HTTP client: {e}") })?;
-        Ok(Fetcher { config, client, robots: HashMap::new(), last_request: HashMap::new(), requests: 0 })
+        Ok(Fetcher { config, client, robots: HashMap::new(), last_request: HashMap::new(), robots_unreadable: HashMap::new(), requests: 0 })
     }
 
     /// The configuration.
@@ -466,7 +468,15 @@ impl Fetcher {
             let robots = match self.get(&robots_url, interval) {
                 Ok((status, _, body)) if status.is_success() => Robots::parse(&String::from_utf8_lossy(&body)),
                 Ok((status, _, _)) if status.is_client_error() => Robots::allow_all(),
-                Ok(_) | Err(_) => Robots::disallow_all(),
+                unreadable => {
+                    let why = match unreadable {
+                        Ok((status, _, _)) => format!("HTTP {status}"),
+                        Err(Error::Http { reason, .. }) => reason,
+                        Err(e) => e.to_string(),
+                    };
+                    self.robots_unreadable.insert(origin.clone(), why);
+                    Robots::disallow_all()
+                }
             };
             self.robots.insert(origin.clone(), robots);
         }
@@ -479,7 +489,13 @@ impl Fetcher {
         let verdict = robots.check(&agent, &path);
         if !verdict.allowed {
             let rule = verdict.rule.unwrap_or_default();
-            return Err(Error::Http { url: url.to_string(), reason: format!("disallowed by robots.txt ({rule})") });
+            let reason = match self.robots_unreadable.get(&origin) {
+                Some(why) => format!(
+                    "disallowed: {origin}/robots.txt could not be read ({why}), and an unreadable robots.txt forbids the whole host (RFC 9309); check the URL and retry when the host answers"
+                ),
+                None => format!("disallowed by robots.txt ({rule})"),
+            };
+            return Err(Error::Http { url: url.to_string(), reason });
         }
         if let Some(delay) = robots.crawl_delay(&agent) {
             interval = interval.max(delay);

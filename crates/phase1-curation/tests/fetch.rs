@@ -511,3 +511,15 @@ fn run_crawls_the_article_urls_of_the_config() {
     }
     assert_eq!(again["outputs"], card["outputs"]);
 }
+
+#[test]
+fn a_host_whose_robots_txt_cannot_be_read_is_refused_with_that_reason() {
+    // A port nothing listens on: robots.txt is unreachable, so RFC 9309 forbids the host.
+    let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut fetcher = Fetcher::new(FetchConfig { max_retries: 0, ..config(&cache) }).expect("client");
+    let url = format!("http://127.0.0.1:{port}/wiki/Brabham.html");
+    let (failed, reason) = http_reason(fetcher.fetch(&url).expect_err("refused"));
+    assert_eq!(failed, url);
+    assert!(reason.contains(&format!("http://127.0.0.1:{port}/robots.txt could not be read")) && reason.contains("RFC 9309"), "{reason}");
+}
