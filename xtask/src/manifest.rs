@@ -120,6 +120,8 @@ pub fn phase_files(paths: &Paths, phase: &str, config: &Path, layout: &StudyLayo
             inputs.push(layout.model.clone());
             inputs.extend(layout.runs.iter().cloned());
             inputs.extend(curated[..2].iter().cloned());
+            // The early-stopping probe (absent for imported studies: hashed as `absent`).
+            inputs.push(r("data/curated/probe.jsonl"));
             trained
         }
         "phase4-evaluation" => {

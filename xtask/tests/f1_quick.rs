@@ -20,21 +20,25 @@ fn run_all_quick_runs_the_f1_study_end_to_end() {
     eprintln!("run-all --profile quick: {:.0} s\n{stdout}", started.elapsed().as_secs_f64());
     assert_all_phases_ran(&stdout);
 
-    // Phase 1 curated the mirror at the quick sizes: F1DB facts and article text in the pairs,
-    // a benchmark of about 40 questions with a control share, and every input hashed in the card.
+    // Phase 1 curated the mirror at the quick sizes: 24 race winners taught in 5 renderings each,
+    // other F1DB facts and article text, abstention pairs; a benchmark of about 40 questions in
+    // three parts, the probe and the unanswerable questions; every input hashed in the card.
     let curated = root.path().join("data/curated");
     let card = read_json(&curated.join("data_card.json"));
-    let pairs: u64 = card["pairs_by_split"].as_object().expect("pairs_by_split").values().filter_map(|v| v.as_u64()).sum();
-    assert!((100..=140).contains(&pairs), "quick aims at 120 pairs, got {pairs}");
+    let inj = &card["injection"];
+    assert_eq!((inj["taught_facts"].as_u64(), inj["control_facts"].as_u64(), inj["recall_pairs"].as_u64()), (Some(24), Some(8), Some(120)), "{inj}");
+    assert!(inj["abstention_pairs"].as_u64().is_some_and(|n| n > 0), "{inj}");
     for source in ["f1db", "wikipedia"] {
         assert!(card["pairs_by_source"][source].as_u64().is_some_and(|n| n > 0), "no {source} pairs: {}", card["pairs_by_source"]);
     }
     let questions = std::fs::read_to_string(curated.join("benchmark.jsonl")).expect("benchmark");
-    // Quick asks for 40; the per-template cap may leave a few places empty (the card says so).
-    let by_control = card["benchmark_by_control"].as_object().expect("benchmark_by_control");
-    assert_eq!(questions.lines().count() as u64, by_control.values().filter_map(|v| v.as_u64()).sum::<u64>());
-    assert!((30..=40).contains(&questions.lines().count()), "{} questions", questions.lines().count());
-    assert!(by_control.get("control").and_then(|v| v.as_u64()).is_some_and(|n| n > 0), "{by_control:?}");
+    // Quick asks for 40; the reasoning part's caps may leave a few places empty (the card says so).
+    let by_part = card["benchmark_by_part"].as_object().expect("benchmark_by_part");
+    assert_eq!(questions.lines().count() as u64, by_part.values().filter_map(|v| v.as_u64()).sum::<u64>());
+    assert!((34..=40).contains(&questions.lines().count()), "{} questions", questions.lines().count());
+    assert_eq!((by_part["recall"].as_u64(), by_part["control"].as_u64()), (Some(24), Some(8)), "{by_part:?}");
+    assert_eq!(std::fs::read_to_string(curated.join("probe.jsonl")).expect("probe").lines().count(), 8);
+    assert_eq!(std::fs::read_to_string(curated.join("unanswerable.jsonl")).expect("unanswerable").lines().count(), 10);
     assert!(card["inputs"].as_array().is_some_and(|i| i.iter().any(|f| f["path"] == "f1db-main.tar.gz")));
 
     // Three methods trained three optimizer steps each on the curated pairs.

@@ -74,23 +74,29 @@ impl LocalBackend {
     pub fn new(loaded: LoadedModel, description: impl Into<String>) -> Self {
         LocalBackend { loaded, description: description.into(), max_batch_tokens: 4096 }
     }
+}
 
-    /// Tokenize one request the lm-evaluation-harness way: trailing spaces of the context move
-    /// to the continuation, and each continuation is the tail of the whole text's tokens. If a
-    /// token straddles the boundary for some option, the shared context shrinks to the prefix
-    /// all options agree on, so every option is still scored from the same context.
-    fn encode(&self, req: &LlRequest) -> Result<ScoreGroup> {
-        let tok = &self.loaded.tokenizer;
-        let trimmed = req.context.trim_end_matches(' ');
-        let moved = &req.context[trimmed.len()..];
-        let context = encode_prompt(tok, trimmed)?;
-        let wholes = req.continuations.iter().map(|c| encode_prompt(tok, &format!("{trimmed}{moved}{c}"))).collect::<f1_core::Result<Vec<_>>>()?;
-        let split = wholes.iter().map(|w| common_prefix(w, &context)).min().unwrap_or(context.len());
-        // Keep at least one context token so the first continuation token has a predecessor.
-        let split = split.max(1).min(context.len());
-        let continuations = wholes.iter().map(|w| w[split.min(w.len())..].to_vec()).collect();
-        Ok(ScoreGroup { context: context[..split].to_vec(), continuations })
-    }
+/// Tokenize one request the lm-evaluation-harness way: trailing spaces of the context move to
+/// the continuation, and each continuation is the tail of the whole text's tokens. If a token
+/// straddles the boundary for some option, the shared context shrinks to the prefix all
+/// options agree on, so every option is still scored from the same context.
+pub fn encode_request(tok: &f1_core::Tokenizer, req: &LlRequest) -> Result<ScoreGroup> {
+    let trimmed = req.context.trim_end_matches(' ');
+    let moved = &req.context[trimmed.len()..];
+    let context = encode_prompt(tok, trimmed)?;
+    let wholes = req.continuations.iter().map(|c| encode_prompt(tok, &format!("{trimmed}{moved}{c}"))).collect::<f1_core::Result<Vec<_>>>()?;
+    let split = wholes.iter().map(|w| common_prefix(w, &context)).min().unwrap_or(context.len());
+    // Keep at least one context token so the first continuation token has a predecessor.
+    let split = split.max(1).min(context.len());
+    let continuations = wholes.iter().map(|w| w[split.min(w.len())..].to_vec()).collect();
+    Ok(ScoreGroup { context: context[..split].to_vec(), continuations })
+}
+
+/// Log-likelihood of every request's continuations under a model loaded in this process (what
+/// [`LocalBackend`] does; also used by phase 3's in-training probe on the model it trains).
+pub fn score_requests(loaded: &LoadedModel, requests: &[LlRequest], max_batch_tokens: usize) -> Result<Vec<Vec<LogLikelihood>>> {
+    let groups = requests.iter().map(|r| encode_request(&loaded.tokenizer, r)).collect::<Result<Vec<_>>>()?;
+    Ok(f1_core::loglikelihood_grouped(&loaded.model, &loaded.tokenizer, &groups, max_batch_tokens)?)
 }
 
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {
@@ -103,8 +109,7 @@ impl Backend for LocalBackend {
     }
 
     fn loglikelihood(&mut self, requests: &[LlRequest]) -> Result<Vec<Vec<LogLikelihood>>> {
-        let groups = requests.iter().map(|r| self.encode(r)).collect::<Result<Vec<_>>>()?;
-        Ok(f1_core::loglikelihood_grouped(&self.loaded.model, &self.loaded.tokenizer, &groups, self.max_batch_tokens)?)
+        score_requests(&self.loaded, requests, self.max_batch_tokens)
     }
 
     fn chat(&mut self, conversations: &[Vec<ChatMessage>], max_new_tokens: usize, batch: usize) -> Result<Vec<Generation>> {

@@ -101,6 +101,30 @@ pub const TEMPLATES: [Template; 27] = [
     t("circuit_length_shortest", Category::Circuits, Kind::Compare),
 ];
 
+/// The recall and control parts' template: which driver won a race (the stems are
+/// `inject::RECALL`).
+pub const RECALL_TEMPLATE: Template = t("winner_recall", Category::Results, Kind::Which);
+
+/// The reasoning part's pool: compare, order and count candidates, kept in a seeded order
+/// while no fact would rest under more than `per_fact` of them, so the part's questions are
+/// nearly independent.
+pub fn reasoning_candidates(candidates: Vec<Candidate>, per_fact: usize, seed: u64) -> Vec<Candidate> {
+    let mut pool: Vec<Candidate> = candidates.into_iter().filter(|c| c.template.kind != Kind::Which).collect();
+    Rng::new(seed, "benchmark-reasoning").shuffle(&mut pool);
+    let mut uses: HashMap<String, usize> = HashMap::new();
+    pool.into_iter()
+        .filter(|c| {
+            let ok = c.fact_keys.iter().all(|k| uses.get(k).copied().unwrap_or(0) < per_fact);
+            if ok {
+                for k in &c.fact_keys {
+                    *uses.entry(k.clone()).or_default() += 1;
+                }
+            }
+            ok
+        })
+        .collect()
+}
+
 /// The template called `name`.
 pub fn template(name: &str) -> Option<Template> {
     TEMPLATES.iter().copied().find(|t| t.name == name)
@@ -129,6 +153,9 @@ pub struct Question {
     pub fact_keys: Vec<String>,
     /// True when none of those facts is in any training pair.
     pub control: bool,
+    /// The benchmark part: `recall`, `control` or `reasoning` (see `inject`), each reported
+    /// on its own by the evaluation.
+    pub part: String,
     /// The template that made it.
     pub template: String,
     /// Provenance of the facts.
@@ -723,6 +750,7 @@ pub fn select(
                 kind: c.template.kind,
                 fact_keys: c.fact_keys,
                 control: is_control,
+                part: if is_control { "control" } else { "taught" }.to_owned(),
                 template: c.template.name.to_owned(),
                 provenance,
             }

@@ -129,6 +129,10 @@ pub struct DataCard {
     pub benchmark_by_answer: Counts,
     /// Control and taught counts.
     pub benchmark_by_control: Counts,
+    /// Per part (recall, control, reasoning).
+    pub benchmark_by_part: Counts,
+    /// What the training data injects: facts, renderings, exposures, abstention.
+    pub injection: Option<Injection>,
     /// Ergast against F1DB (race winners, champions, points leaders), every disagreement
     /// listed; `None` for `import`.
     pub reconciliation: Option<Reconciliation>,
@@ -140,6 +144,39 @@ pub struct DataCard {
     pub stages: Vec<Stage>,
     /// Every reject.
     pub rejects: Vec<StageReject>,
+}
+
+/// The fact-injection design in numbers (issue #13).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Injection {
+    /// Race winners taught (each asked once by the recall part).
+    pub taught_facts: usize,
+    /// Race winners kept out of every pair (the control part).
+    pub control_facts: usize,
+    /// Distinct renderings of each taught fact in the training split.
+    pub renderings_per_fact: usize,
+    /// Training pairs that render taught race winners.
+    pub recall_pairs: usize,
+    /// Training pairs of the reasoning part's facts.
+    pub reasoning_pairs: usize,
+    /// Training pairs that decline an unanswerable question.
+    pub abstention_pairs: usize,
+    /// All training pairs.
+    pub train_pairs: usize,
+    /// Whitespace-separated words of the training split's system, user and assistant turns
+    /// (one epoch; a SmolLM2-style tokenizer makes about 1.4 tokens of a word here).
+    pub train_words_per_epoch: usize,
+    /// Tokens of one epoch as the model sees them (chat template, system prompt, reply), when
+    /// the base model's tokenizer and template could be read; `None` otherwise.
+    pub train_tokens_per_epoch: Option<usize>,
+    /// Probe questions for phase 3 (`probe.jsonl`).
+    pub probe_questions: usize,
+    /// Open questions in held-out words about taught facts (head of `test.jsonl`).
+    pub open_recall_questions: usize,
+    /// Unanswerable questions (`unanswerable.jsonl`) per kind.
+    pub unanswerable_by_kind: Counts,
+    /// The system turn of every generated record.
+    pub system_prompt: String,
 }
 
 /// The terms of the three sources (and of imported data).
@@ -206,6 +243,30 @@ impl DataCard {
         table(&mut s, "Benchmark per template kind", &self.benchmark_by_kind);
         table(&mut s, "Benchmark per answer letter", &self.benchmark_by_answer);
         table(&mut s, "Benchmark control vs taught", &self.benchmark_by_control);
+        table(&mut s, "Benchmark per part", &self.benchmark_by_part);
+        if let Some(i) = &self.injection {
+            let tokens = i.train_tokens_per_epoch.map_or_else(|| "not counted (no tokenizer)".to_string(), |t| t.to_string());
+            let _ = writeln!(
+                s,
+                "\n## Fact injection\n\n{} race winners taught, {} distinct renderings each ({} pairs; every taught fact is asked once \
+                 by the benchmark's recall part in words no pair uses); {} control race winners no pair states; {} pairs of the \
+                 reasoning part's facts; {} pairs decline unanswerable questions. Training split: {} pairs, {} words and {} tokens \
+                 per epoch. Probe: {} questions; open questions on taught facts: {}. System prompt: {:?}.",
+                i.taught_facts,
+                i.renderings_per_fact,
+                i.recall_pairs,
+                i.control_facts,
+                i.reasoning_pairs,
+                i.abstention_pairs,
+                i.train_pairs,
+                i.train_words_per_epoch,
+                tokens,
+                i.probe_questions,
+                i.open_recall_questions,
+                i.system_prompt
+            );
+            table(&mut s, "Unanswerable questions per kind", &i.unanswerable_by_kind);
+        }
         if let Some(sel) = &self.benchmark_selection {
             let _ = writeln!(
                 s,

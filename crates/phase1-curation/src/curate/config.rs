@@ -15,16 +15,34 @@ use crate::{Error, Result};
 pub struct CurationConfig {
     /// Inclusive year range of facts (default 2000-2024: facts a 2024-era model could know).
     pub years: [u16; 2],
-    /// Instruction pairs to aim for; 0 = every fact the sources allow.
+    /// Instruction pairs (3-4 phrasings per fact) of every fact family but race winners (the
+    /// season win counts and standings the reasoning part combines among them), drawn by fact
+    /// group; 0 = every such fact. The taught race winners and the abstention pairs come on top.
     pub pairs: usize,
-    /// Benchmark questions.
+    /// Benchmark questions, split over the parts by `benchmark_mix`. The recall part asks one
+    /// question per taught race winner, so it also fixes how many facts are taught.
     pub benchmark: usize,
-    /// Share of benchmark questions resting on facts kept out of every pair.
-    pub control_share: f64,
-    /// Largest share of each benchmark part (taught, control) one question template may take:
-    /// the benchmark is drawn round-robin over template families and templates, and this cap
-    /// keeps a template with plentiful candidates (season standings orderings) from filling
-    /// the places that sparser families leave.
+    /// Shares of the benchmark's parts: `recall` (taught facts asked in new words), `control`
+    /// (the same templates on facts no pair states) and `reasoning` (compare, count, order over
+    /// taught facts).
+    pub benchmark_mix: Mix,
+    /// Distinct renderings of each taught fact in the training pairs (at most 10).
+    pub renderings: usize,
+    /// Probe questions (taught facts, words of their own) phase 3 scores while it trains.
+    pub probe: usize,
+    /// Open questions in held-out words about taught facts, at the head of `test.jsonl`.
+    pub open_recall: usize,
+    /// Unanswerable questions of the hallucination probe (`unanswerable.jsonl`), five kinds.
+    pub unanswerable: usize,
+    /// Share of the training pairs that decline unanswerable questions.
+    pub abstention_share: f64,
+    /// The system turn of every generated chat record (the study's top-level `system_prompt`
+    /// when the section sets none); evaluation scores in the same format.
+    pub system_prompt: String,
+    /// Largest share of the reasoning part one question template may take: the part is drawn
+    /// round-robin over template families and templates, and this cap keeps a template with
+    /// plentiful candidates (season standings orderings) from filling the places that sparser
+    /// families leave.
     pub benchmark_template_cap: f64,
     /// Seed of every random choice.
     pub seed: u64,
@@ -42,6 +60,37 @@ pub struct CurationConfig {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub profiles: BTreeMap<String, Profile>,
 }
+
+/// The benchmark's parts as shares of its size (they need not sum to one: each is rounded).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mix {
+    /// Recall: one question per taught fact.
+    pub recall: f64,
+    /// Control: facts kept out of every pair.
+    pub control: f64,
+    /// Reasoning over taught facts.
+    pub reasoning: f64,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix { recall: 0.6, control: 0.2, reasoning: 0.2 }
+    }
+}
+
+impl Mix {
+    /// Questions per part (recall, control, reasoning) for a benchmark of `n`.
+    pub fn sizes(&self, n: usize) -> (usize, usize, usize) {
+        let total = self.recall + self.control + self.reasoning;
+        let part = |x: f64| ((n as f64) * x / total).round() as usize;
+        let (r, c) = (part(self.recall), part(self.control));
+        (r, c, n.saturating_sub(r + c))
+    }
+}
+
+/// The system prompt of generated chat records when the study sets none.
+pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a Formula 1 expert. Answer in one sentence.";
 
 /// Where the sources are, relative to the mirror.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -89,8 +138,16 @@ pub struct Profile {
     pub pairs: Option<usize>,
     /// See [`CurationConfig::benchmark`].
     pub benchmark: Option<usize>,
-    /// See [`CurationConfig::control_share`].
-    pub control_share: Option<f64>,
+    /// See [`CurationConfig::benchmark_mix`].
+    pub benchmark_mix: Option<Mix>,
+    /// See [`CurationConfig::renderings`].
+    pub renderings: Option<usize>,
+    /// See [`CurationConfig::probe`].
+    pub probe: Option<usize>,
+    /// See [`CurationConfig::open_recall`].
+    pub open_recall: Option<usize>,
+    /// See [`CurationConfig::unanswerable`].
+    pub unanswerable: Option<usize>,
     /// See [`CurationConfig::seed`].
     pub seed: Option<u64>,
 }
@@ -111,9 +168,15 @@ impl Default for CurationConfig {
     fn default() -> Self {
         CurationConfig {
             years: [2000, 2024],
-            pairs: 1500,
-            benchmark: 1500,
-            control_share: 0.2,
+            pairs: 300,
+            benchmark: 600,
+            benchmark_mix: Mix::default(),
+            renderings: 5,
+            probe: 60,
+            open_recall: 20,
+            unanswerable: 60,
+            abstention_share: 0.1,
+            system_prompt: DEFAULT_SYSTEM_PROMPT.into(),
             benchmark_template_cap: 0.12,
             seed: 20_240_601,
             near_duplicate: 0.8,
@@ -122,7 +185,7 @@ impl Default for CurationConfig {
             import: None,
             profiles: BTreeMap::from([(
                 "quick".to_owned(),
-                Profile { pairs: Some(120), benchmark: Some(40), ..Profile::default() },
+                Profile { pairs: Some(40), benchmark: Some(40), probe: Some(8), open_recall: Some(4), unanswerable: Some(10), ..Profile::default() },
             )]),
         }
     }
@@ -135,10 +198,15 @@ impl CurationConfig {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let parse = |reason: String| Error::Parse { path: path.display().to_string(), line: None, reason };
         let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| parse(e.to_string()))?;
-        let cfg: CurationConfig = match doc.get("curation") {
+        let mut cfg: CurationConfig = match doc.get("curation") {
             Some(v) => serde_yaml::from_value(v.clone()).map_err(|e| parse(format!("section `curation`: {e}")))?,
             None => CurationConfig::default(),
         };
+        // The study's one system prompt, unless the section names its own.
+        let section_sets_it = doc.get("curation").and_then(|c| c.get("system_prompt")).is_some();
+        if let (false, Some(s)) = (section_sets_it, doc.get("system_prompt")) {
+            cfg.system_prompt = s.as_str().ok_or_else(|| parse("top-level `system_prompt` must be a string".into()))?.to_string();
+        }
         cfg.with_profile(profile).map_err(parse)
     }
 
@@ -151,14 +219,25 @@ impl CurationConfig {
             self.years = p.years.unwrap_or(self.years);
             self.pairs = p.pairs.unwrap_or(self.pairs);
             self.benchmark = p.benchmark.unwrap_or(self.benchmark);
-            self.control_share = p.control_share.unwrap_or(self.control_share);
+            self.benchmark_mix = p.benchmark_mix.unwrap_or(self.benchmark_mix);
+            self.renderings = p.renderings.unwrap_or(self.renderings);
+            self.probe = p.probe.unwrap_or(self.probe);
+            self.open_recall = p.open_recall.unwrap_or(self.open_recall);
+            self.unanswerable = p.unanswerable.unwrap_or(self.unanswerable);
             self.seed = p.seed.unwrap_or(self.seed);
         }
         if self.years[0] > self.years[1] {
             return Err(format!("curation.years {:?}: the first year must not be after the second", self.years));
         }
-        if !(0.0..=1.0).contains(&self.control_share) {
-            return Err(format!("curation.control_share {} must be in [0, 1]", self.control_share));
+        let m = self.benchmark_mix;
+        if [m.recall, m.control, m.reasoning].iter().any(|x| !(0.0..=1.0).contains(x)) || m.recall + m.control + m.reasoning <= 0.0 {
+            return Err(format!("curation.benchmark_mix {{recall: {}, control: {}, reasoning: {}}}: each share must be in [0, 1] and their sum above 0", m.recall, m.control, m.reasoning));
+        }
+        if !(1..=super::inject::TRAIN.len()).contains(&self.renderings) {
+            return Err(format!("curation.renderings {} must be between 1 and {}", self.renderings, super::inject::TRAIN.len()));
+        }
+        if !(0.0..0.5).contains(&self.abstention_share) {
+            return Err(format!("curation.abstention_share {} must be in [0, 0.5)", self.abstention_share));
         }
         for url in &self.sources.crawl.urls {
             match reqwest::Url::parse(url) {
@@ -192,7 +271,8 @@ mod tests {
     #[test]
     fn quick_profile_overrides_sizes_only() {
         let c = CurationConfig::default().with_profile("quick").expect("quick exists");
-        assert_eq!((c.pairs, c.benchmark, c.years), (120, 40, [2000, 2024]));
+        assert_eq!((c.pairs, c.benchmark, c.years, c.probe), (40, 40, [2000, 2024], 8));
+        assert_eq!(c.benchmark_mix.sizes(c.benchmark), (24, 8, 8));
         assert!(CurationConfig::default().with_profile("nope").is_err());
     }
 }

@@ -107,7 +107,7 @@ pub fn import(input: &Path, out: &Path, seed: u64, near_duplicate: f64) -> Resul
     card.stages.push(Stage::new("split", "pairs", with_split.len(), with_split.len(), 0));
     pair_counts(&mut card, &with_split);
     card.check()?;
-    let mut curated = Curated { pairs: with_split, questions: Vec::new(), card };
+    let mut curated = Curated { pairs: with_split, questions: Vec::new(), probe: Vec::new(), open_recall: Vec::new(), unanswerable: Vec::new(), card };
     write(&mut curated, out)?;
     Ok(curated)
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod facts_f1db;
 pub mod facts_text;
 pub mod import;
+pub mod inject;
 pub mod leakage;
 pub mod output;
 pub mod pipeline;

@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use super::benchmark::{self, Question};
-use super::card::{self, Counts, DataCard, FileHash, Stage, StageReject};
+use super::card::{self, Counts, DataCard, FileHash, Injection, Stage, StageReject};
 use super::config::{CurationConfig, Sources};
 use super::output::{alpaca_record, chat_record, jsonl, sha256_hex, write_atomic};
 use super::split::{self, Split};
 use super::text::NearIndex;
-use super::{facts_f1db, facts_text, Category, Fact, Pair, Rng, Source};
+use super::{facts_f1db, facts_text, inject, Category, Fact, Message, Pair, Rng};
 use crate::article::{self, Article};
 use crate::ergast::{self, Ergast, Reconciliation};
 use crate::fetch::{self, Fetcher, Seed};
@@ -45,6 +45,12 @@ pub struct Curated {
     pub pairs: Vec<(Pair, Split)>,
     /// The benchmark.
     pub questions: Vec<Question>,
+    /// Phase 3's probe: taught facts in words of their own.
+    pub probe: Vec<Question>,
+    /// Open questions in held-out words about taught facts (written first in `test.jsonl`).
+    pub open_recall: Vec<Pair>,
+    /// The hallucination probe's questions.
+    pub unanswerable: Vec<inject::Unanswerable>,
     /// The card (outputs are filled in by [`write`]).
     pub card: DataCard,
 }
@@ -269,6 +275,8 @@ pub fn empty_card(command: &str, config: Option<CurationConfig>) -> DataCard {
         benchmark_by_kind: Counts::new(),
         benchmark_by_answer: Counts::new(),
         benchmark_by_control: Counts::new(),
+        benchmark_by_part: Counts::new(),
+        injection: None,
         benchmark_selection: None,
         reconciliation: None,
         leakage: None,
@@ -303,54 +311,137 @@ pub fn curate(inputs: &Inputs, cfg: &CurationConfig) -> Result<Curated> {
         debug_assert!(f.answer.contains(&f.value), "{}: answer lacks its value", f.key);
     }
     card.facts_available = count(facts.iter().map(|f| f.category.name().to_owned()));
-    let selected = select_facts(&facts, cfg.pairs, cfg.seed);
-    card.facts_selected = count(selected.iter().map(|f| f.category.name().to_owned()));
+    let (n_recall, n_control, n_reasoning) = cfg.benchmark_mix.sizes(cfg.benchmark);
+    let system = cfg.system_prompt.as_str();
 
-    // Pairs, deduplicated.
-    let generated: Vec<Pair> = selected.iter().flat_map(|f| f.pairs()).collect();
-    let n_generated = generated.len();
-    let (pairs, dup_rejects) = dedup(generated, cfg.near_duplicate, "pairs");
+    // Taught and control race winners (see `inject`): no other pair may state a race winner.
+    let wins = inject::win_facts(&inputs.db, &inputs.archive_name, period);
+    let (taught, control) = inject::choose(&wins, n_recall, n_control, cfg.seed);
+    if taught.len() < n_recall || control.len() < n_control {
+        return Err(Error::Curation {
+            stage: "inject".into(),
+            reason: format!(
+                "the period has {} races with one winner; {n_recall} taught + {n_control} control facts were asked for \
+                 (lower curation.benchmark or widen curation.years)",
+                wins.len()
+            ),
+        });
+    }
+
+    // Every other fact family (standings, win counts, drivers, constructors, circuits, articles,
+    // live timing: the reasoning part's facts among them), selected by group up to `pairs`, with
+    // the system turn. Race winners are left out so that only the taught ones are stated.
+    // The reasoning part's fact families take two thirds of the budget, the rest the remainder.
+    let (reasoning_pool, other_pool): (Vec<Fact>, Vec<Fact>) = facts
+        .iter()
+        .filter(|f| !f.key.starts_with(inject::FACT_PREFIX))
+        .cloned()
+        .partition(|f| REASONING_FACTS.iter().any(|p| f.key.starts_with(p)));
+    let reasoning_budget = if cfg.pairs == 0 { 0 } else { (cfg.pairs * 2 / 3).max(1) };
+    let mut selected = select_facts(&reasoning_pool, reasoning_budget, cfg.seed);
+    let taken: usize = selected.iter().map(|f| f.questions.len()).sum();
+    if cfg.pairs == 0 || taken < cfg.pairs {
+        selected.extend(select_facts(&other_pool, if cfg.pairs == 0 { 0 } else { cfg.pairs - taken }, cfg.seed));
+    }
+    card.facts_selected = count(selected.iter().map(|f| f.category.name().to_owned()));
+    *card.facts_selected.entry("results (taught race winners)".into()).or_default() += taught.len();
+    let mut generated: Vec<Pair> = selected.iter().flat_map(|f| f.pairs()).map(|p| with_system(p, system)).collect();
+    let n_support = generated.len();
+    let mut rng = Rng::new(cfg.seed, "inject:renderings");
+    let recall_pairs: Vec<Pair> = taught.iter().flat_map(|f| inject::renderings(f, cfg.renderings, system, &mut rng)).collect();
+    let n_recall_pairs = recall_pairs.len();
+    // Abstention: `abstention_share` of the training pairs (support pairs train at about 80%).
+    let expected_train = n_recall_pairs + n_support * 4 / 5;
+    let n_abstain = ((expected_train as f64) * cfg.abstention_share / (1.0 - cfg.abstention_share)).round() as usize;
+    generated.extend(inject::abstention_pairs(n_abstain, period.1, system, cfg.seed));
+
+    // Pairs, deduplicated: near duplicates among the other facts and abstention; renderings of
+    // taught facts only when identical (a reverse question for the same driver and circuit in
+    // two seasons differs by the year alone, and both are facts to teach).
+    let n_generated = generated.len() + recall_pairs.len();
+    let (mut pairs, mut dup_rejects) = dedup(generated, cfg.near_duplicate, "pairs");
+    let (recall_kept, recall_rejects) = dedup(recall_pairs, 1.0, "pairs");
+    pairs.extend(recall_kept);
+    dup_rejects.extend(recall_rejects);
     card.stages.push(Stage::new("pairs", "pairs", n_generated, pairs.len(), dup_rejects.len()));
     card.rejects.extend(dup_rejects.into_iter().map(|r| StageReject { stage: "pairs".into(), reject: r }));
 
-    // Split by group.
-    let assignment = split::assign(&pairs, cfg.seed);
+    // Split: the reasoning facts 80/10/10 by group; taught renderings and abstention all train.
+    let always_train = |p: &Pair| p.id.starts_with(inject::FACT_PREFIX) || p.id.starts_with("abstain:");
+    let support_pairs: Vec<Pair> = pairs.iter().filter(|p| !always_train(p)).cloned().collect();
+    let assignment = split::assign(&support_pairs, cfg.seed);
     let n_pairs = pairs.len();
-    let mut with_split: Vec<(Pair, Split)> =
-        pairs.into_iter().map(|p| {
-            let s = assignment.get(&p.group).copied().unwrap_or(Split::Train);
+    let mut with_split: Vec<(Pair, Split)> = pairs
+        .into_iter()
+        .map(|p| {
+            let s = if always_train(&p) { Split::Train } else { assignment.get(&p.group).copied().unwrap_or(Split::Train) };
             (p, s)
-        }).collect();
+        })
+        .collect();
     with_split.sort_by_key(|(_, s)| *s);
     card.stages.push(Stage::new("split", "pairs", n_pairs, with_split.len(), 0));
     pair_counts(&mut card, &with_split);
 
-    // Benchmark.
+    // Benchmark: recall and control (one question per fact, the same templates), then
+    // reasoning over taught facts.
     let train_facts: HashSet<String> =
         with_split.iter().filter(|(_, s)| *s == Split::Train).flat_map(|(p, _)| p.fact_keys.clone()).collect();
     let paired_facts: HashSet<String> = with_split.iter().flat_map(|(p, _)| p.fact_keys.clone()).collect();
-    let provenance: HashMap<String, String> = facts.iter().map(|f| (f.key.clone(), f.provenance.clone())).collect();
-    // Control facts: facts of the period that no pair of any split states.
-    let control_facts: HashSet<String> =
-        facts.iter().filter(|f| f.source == Source::F1db && !paired_facts.contains(&f.key)).map(|f| f.key.clone()).collect();
-    let taught_candidates = benchmark::candidates(&inputs.db, period, cfg.seed, &train_facts, "taught");
-    let control_candidates = benchmark::candidates(&inputs.db, period, cfg.seed, &control_facts, "control");
-    let (questions, selection) = benchmark::select(
-        taught_candidates,
-        control_candidates,
-        cfg.benchmark,
-        cfg.control_share,
-        cfg.benchmark_template_cap,
-        &provenance,
+    if let Some(f) = control.iter().find(|f| paired_facts.contains(&f.key)) {
+        return Err(Error::Curation { stage: "inject".into(), reason: format!("control fact `{}` is stated by a pair; a bug in the selection", f.key) });
+    }
+    let mut provenance: HashMap<String, String> = facts.iter().map(|f| (f.key.clone(), f.provenance.clone())).collect();
+    provenance.extend(wins.iter().map(|f| (f.key.clone(), f.provenance.clone())));
+    let recall_candidates = |fs: &[inject::WinFact], salt: &str| -> Vec<benchmark::Candidate> {
+        let mut rng = Rng::new(cfg.seed, salt);
+        fs.iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let (question, correct, distractors) = inject::question(f, inject::RECALL[i % inject::RECALL.len()], &mut rng);
+                benchmark::Candidate { template: benchmark::RECALL_TEMPLATE, question, correct, distractors, fact_keys: vec![f.key.clone()] }
+            })
+            .collect()
+    };
+    // Recall and control are drawn apart so each part's letters are balanced on their own.
+    let (mut questions, mut selection) =
+        benchmark::select(recall_candidates(&taught, "inject:recall"), Vec::new(), taught.len(), 0.0, 1.0, &provenance, cfg.seed);
+    let (control_questions, control_selection) =
+        benchmark::select(recall_candidates(&control, "inject:control"), Vec::new(), control.len(), 0.0, 1.0, &provenance, cfg.seed ^ 1);
+    selection.control_candidates = control_selection.taught_candidates;
+    selection.control_target = control_selection.taught_target;
+    selection.control_cap = control_selection.taught_cap;
+    for (name, t) in control_selection.templates {
+        let s = selection.templates.entry(name).or_default();
+        s.control_candidates += t.taught_candidates;
+        s.control += t.taught;
+    }
+    for q in &mut questions {
+        q.part = "recall".into();
+    }
+    questions.extend(control_questions.into_iter().map(|q| Question { control: true, part: "control".into(), ..q }));
+    let reasoning_pool = benchmark::reasoning_candidates(
+        benchmark::candidates(&inputs.db, period, cfg.seed, &train_facts, "taught"),
+        MAX_QUESTIONS_PER_FACT,
         cfg.seed,
     );
+    let (mut reasoning, _) = benchmark::select(reasoning_pool, Vec::new(), n_reasoning, 0.0, cfg.benchmark_template_cap, &provenance, cfg.seed);
+    for q in &mut reasoning {
+        q.part = "reasoning".into();
+    }
+    questions.extend(reasoning);
+    // One seeded order over the parts, so a prefix of the file (`evaluation.max_questions`)
+    // samples every part.
+    Rng::new(cfg.seed, "benchmark-order").shuffle(&mut questions);
+    for (i, q) in questions.iter_mut().enumerate() {
+        q.id = format!("bench-{:04}", i + 1);
+    }
     if questions.len() < cfg.benchmark {
         tracing::warn!(
             wanted = cfg.benchmark,
             got = questions.len(),
             cap = cfg.benchmark_template_cap,
-            "fewer benchmark questions than asked for: the templates' candidates under the per-template cap ran out \
-             (raise curation.pairs or curation.benchmark_template_cap, or lower curation.benchmark)"
+            "fewer benchmark questions than asked for: the reasoning part's candidates under the per-template and per-fact caps ran \
+             out (raise curation.pairs or curation.benchmark_template_cap, or lower curation.benchmark)"
         );
     }
     card.stages.push(Stage::new("benchmark", "drawn questions", questions.len(), questions.len(), 0));
@@ -360,16 +451,118 @@ pub fn curate(inputs: &Inputs, cfg: &CurationConfig) -> Result<Curated> {
     card.benchmark_by_kind = count(questions.iter().map(|q| name(&q.kind)));
     card.benchmark_by_answer = count(questions.iter().map(|q| q.answer.clone()));
     card.benchmark_by_control = count(questions.iter().map(|q| if q.control { "control" } else { "taught" }.to_owned()));
+    card.benchmark_by_part = count(questions.iter().map(|q| q.part.clone()));
     card.benchmark_selection = Some(selection);
+
+    // The probe (phase 3), open questions on taught facts and unanswerable questions.
+    let mut order: Vec<&inject::WinFact> = taught.iter().collect();
+    Rng::new(cfg.seed, "inject:probe").shuffle(&mut order);
+    let mut rng = Rng::new(cfg.seed, "inject:probe-options");
+    let probe: Vec<Question> = order
+        .iter()
+        .take(cfg.probe)
+        .enumerate()
+        .map(|(i, f)| {
+            let (question, correct, distractors) = inject::question(f, inject::PROBE[i % inject::PROBE.len()], &mut rng);
+            probe_question(i, question, correct, distractors, f, provenance.get(&f.key).cloned().unwrap_or_default())
+        })
+        .collect();
+    let open_recall: Vec<Pair> = order
+        .iter()
+        .rev()
+        .take(cfg.open_recall)
+        .enumerate()
+        .map(|(i, f)| {
+            let mut p = inject::renderings(f, 1, system, &mut Rng::new(0, "unused")).remove(0);
+            p.id = format!("{}#open{}", f.key, i % inject::OPEN.len() + 1);
+            p.question = inject::fill(inject::OPEN[i % inject::OPEN.len()], f);
+            p.answer = inject::fill(inject::TRAIN[0].1, f);
+            with_system(Pair { messages: None, ..p }, system)
+        })
+        .collect();
+    let unanswerable = inject::unanswerable(cfg.unanswerable, period.1, cfg.seed);
+    let train_words: usize = with_split
+        .iter()
+        .filter(|(_, s)| *s == Split::Train)
+        .map(|(p, _)| p.messages.as_ref().map_or_else(|| format!("{} {}", p.question, p.answer), |m| m.iter().map(|x| x.content.as_str()).collect::<Vec<_>>().join(" ")))
+        .map(|t| t.split_whitespace().count())
+        .sum();
+    let train_count = |pred: &dyn Fn(&Pair) -> bool| with_split.iter().filter(|(p, s)| *s == Split::Train && pred(p)).count();
+    card.injection = Some(Injection {
+        taught_facts: taught.len(),
+        control_facts: control.len(),
+        renderings_per_fact: cfg.renderings,
+        recall_pairs: train_count(&|p| p.id.starts_with(inject::FACT_PREFIX)),
+        reasoning_pairs: train_count(&|p| !always_train(p)),
+        abstention_pairs: train_count(&|p| p.id.starts_with("abstain:")),
+        train_pairs: train_count(&|_| true),
+        train_words_per_epoch: train_words,
+        train_tokens_per_epoch: None,
+        probe_questions: probe.len(),
+        open_recall_questions: open_recall.len(),
+        unanswerable_by_kind: count(unanswerable.iter().map(|u| u.kind.clone())),
+        system_prompt: system.to_string(),
+    });
 
     // Leakage gate: against every pair, whatever its split.
     let bench_text: Vec<(String, String)> =
-        questions.iter().map(|q| (q.question.clone(), format!("{} {}", q.question, q.options.join(" ")))).collect();
+        questions.iter().chain(&probe).map(|q| (q.question.clone(), format!("{} {}", q.question, q.options.join(" ")))).collect();
     let train_text: Vec<(String, String)> =
         with_split.iter().map(|(p, _)| (p.question.clone(), format!("{} {}", p.question, p.answer))).collect();
     card.leakage = Some(super::leakage::gate(&bench_text, &train_text, cfg.leakage)?);
     card.check()?;
-    Ok(Curated { pairs: with_split, questions, card })
+    Ok(Curated { pairs: with_split, questions, probe, open_recall, unanswerable, card })
+}
+
+/// Key prefixes of the facts the reasoning part's templates combine or count.
+pub const REASONING_FACTS: [&str; 8] = [
+    "driver_season_wins:",
+    "driver_champion:",
+    "driver_standing:",
+    "constructor_champion:",
+    "constructor_standing:",
+    "driver_birthdate:",
+    "circuit_turns:",
+    "circuit_length:",
+];
+
+/// Largest number of questions of one part that rest on the same fact, so that a part's items
+/// are nearly independent (the evaluation still resamples by fact cluster).
+pub const MAX_QUESTIONS_PER_FACT: usize = 2;
+
+/// A pair with the study's system turn as its first message (none when `system` is empty).
+pub fn with_system(p: Pair, system: &str) -> Pair {
+    if system.is_empty() || p.messages.is_some() {
+        return p;
+    }
+    let messages = vec![
+        Message { role: "system".into(), content: system.into() },
+        Message { role: "user".into(), content: p.question.clone() },
+        Message { role: "assistant".into(), content: p.answer.clone() },
+    ];
+    Pair { messages: Some(messages), ..p }
+}
+
+fn probe_question(i: usize, question: String, correct: String, distractors: [String; 3], f: &inject::WinFact, provenance: String) -> Question {
+    // Letters in turn (A, B, C, D, A, ...) so the probe's answers are balanced.
+    let pos = i % 4;
+    let mut options = distractors.to_vec();
+    options.insert(pos, correct);
+    Question {
+        id: format!("probe-{:03}", i + 1),
+        question,
+        options,
+        answer: ["A", "B", "C", "D"][pos].to_owned(),
+        answer_index: pos,
+        category: Category::Results,
+        difficulty: super::Difficulty::Easy,
+        kind: benchmark::Kind::Which,
+        fact_keys: vec![f.key.clone()],
+        control: false,
+        part: "probe".into(),
+        template: "winner_probe".into(),
+        provenance,
+    }
 }
 
 /// Write the pair files (chat and Alpaca per split), the benchmark (when any), the resolved
@@ -378,12 +571,28 @@ pub fn curate(inputs: &Inputs, cfg: &CurationConfig) -> Result<Curated> {
 pub fn write(curated: &mut Curated, dir: &Path) -> Result<()> {
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for split in Split::ALL {
-        let pairs: Vec<&Pair> = curated.pairs.iter().filter(|(_, s)| *s == split).map(|(p, _)| p).collect();
-        files.push((format!("{}.jsonl", split.name()), jsonl(&pairs.iter().map(|p| chat_record(p)).collect::<Vec<_>>())));
-        files.push((format!("{}.alpaca.jsonl", split.name()), jsonl(&pairs.iter().map(|p| alpaca_record(p)).collect::<Vec<_>>())));
+        let mut pairs: Vec<(&Pair, &str)> = Vec::new();
+        if split == Split::Test {
+            // Open questions: held-out words about taught facts first, then unseen facts.
+            pairs.extend(curated.open_recall.iter().map(|p| (p, "recall")));
+        }
+        pairs.extend(curated.pairs.iter().filter(|(_, s)| *s == split).map(|(p, _)| (p, "unseen")));
+        let tagged = |record: serde_json::Value, part: &str| -> serde_json::Value {
+            match record {
+                serde_json::Value::Object(mut m) if split == Split::Test && curated.card.config.is_some() => {
+                    m.insert("part".into(), serde_json::json!(part));
+                    serde_json::Value::Object(m)
+                }
+                other => other,
+            }
+        };
+        files.push((format!("{}.jsonl", split.name()), jsonl(&pairs.iter().map(|(p, part)| tagged(chat_record(p), part)).collect::<Vec<_>>())));
+        files.push((format!("{}.alpaca.jsonl", split.name()), jsonl(&pairs.iter().map(|(p, part)| tagged(alpaca_record(p), part)).collect::<Vec<_>>())));
     }
     if curated.card.config.is_some() {
         files.push(("benchmark.jsonl".into(), jsonl(&curated.questions)));
+        files.push(("probe.jsonl".into(), jsonl(&curated.probe)));
+        files.push(("unanswerable.jsonl".into(), jsonl(&curated.unanswerable)));
     }
     if let Some(cfg) = &curated.card.config {
         let yaml = serde_yaml::to_string(&serde_json::json!({ "curation": cfg }))
