@@ -143,7 +143,7 @@ fn run_writes_every_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = pipeline::curate(inputs(), &CurationConfig::default().with_profile("quick").expect("quick")).expect("quick");
     pipeline::write(&mut c, dir.path()).expect("write");
-    for f in ["train.jsonl", "validation.jsonl", "test.jsonl", "train.alpaca.jsonl", "benchmark.jsonl", "data_card.md", "data_card.json", "resolved_config.yaml"] {
+    for f in ["train.jsonl", "validation.jsonl", "test.jsonl", "train.alpaca.jsonl", "benchmark.jsonl", "probe.jsonl", "unanswerable.jsonl", "data_card.md", "data_card.json", "resolved_config.yaml"] {
         assert!(dir.path().join(f).is_file(), "{f}");
     }
     for f in ["train.jsonl", "train.alpaca.jsonl"] {
@@ -157,7 +157,10 @@ fn run_writes_every_file() {
             if f.contains("alpaca") {
                 assert!(v["instruction"].is_string() && v["input"].is_string() && v["output"].is_string(), "{line}");
             } else {
-                assert_eq!((v["messages"][0]["role"].as_str(), v["messages"][1]["role"].as_str()), (Some("user"), Some("assistant")));
+                // The study's system turn, then the question and the answer.
+                let roles: Vec<&str> = v["messages"].as_array().expect("messages").iter().filter_map(|m| m["role"].as_str()).collect();
+                assert_eq!(roles, ["system", "user", "assistant"], "{line}");
+                assert_eq!(v["messages"][0]["content"].as_str(), Some(phase1_curation::curate::config::DEFAULT_SYSTEM_PROMPT));
             }
         }
     }

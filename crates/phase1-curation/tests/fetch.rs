@@ -446,7 +446,7 @@ fn run_crawls_the_article_urls_of_the_config() {
     urls.push(server.url("/error"));
     let cache = dir.path().join("cache");
     let yaml = format!(
-        "curation:\n  sources:\n    wikipedia: \"\"\n    crawl:\n      urls:\n{}      fetch: {{cache_dir: \"{}\", min_interval_ms: 0, max_retries: 1, backoff_ms: 50, timeout_ms: 10000}}\n",
+        "curation:\n  profiles: {{quick: {{pairs: 400, benchmark: 40, probe: 8}}}}\n  sources:\n    wikipedia: \"\"\n    crawl:\n      urls:\n{}      fetch: {{cache_dir: \"{}\", min_interval_ms: 0, max_retries: 1, backoff_ms: 50, timeout_ms: 10000}}\n",
         urls.iter().map(|u| format!("        - \"{u}\"\n")).collect::<String>(),
         cache.display()
     );

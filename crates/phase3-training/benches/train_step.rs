@@ -38,7 +38,7 @@ fn main() -> anyhow::Result<()> {
             method,
             model: model.to_string_lossy().into_owned(),
             output_dir: dir.path().join(&name),
-            data: DataConfig { train: dir.path().join("train.jsonl"), validation: dir.path().join("val.jsonl"), max_seq_len: 256, max_train_examples: None, max_eval_examples: Some(4), packing: false },
+            data: DataConfig { train: dir.path().join("train.jsonl"), validation: dir.path().join("val.jsonl"), max_seq_len: 256, max_train_examples: None, max_eval_examples: Some(4), packing: false, ..Default::default() },
             lora: LoraSection::default(),
             train: TrainSection { batch_size: 4, grad_accum: 1, max_steps: Some(STEPS), eval_every: 0, save_every: 0, sample_prompts: 0, lr: if method == Method::Full { 2e-5 } else { 2e-4 }, device: "cpu".into(), dtype: "f32".into(), ..Default::default() },
             sweep: Default::default(),

@@ -2,6 +2,9 @@
 //! `<output>/checkpoints/step-NNNNNN/` atomically (everything goes to a `.tmp` directory that is
 //! renamed when complete, so a run killed mid-write leaves the previous checkpoint intact).
 //! The config hash stored with each checkpoint makes `--resume` refuse a different run.
+//! When the loop keeps the weights of its best probe evaluation for `load_best_at_end`, and
+//! they are not the checkpoint's own, they go beside them (`best.safetensors`), so every
+//! checkpoint is complete on its own and a resumed run restores the same best weights.
 
 use std::path::{Path, PathBuf};
 
@@ -23,8 +26,23 @@ pub struct LoopState {
     pub config_hash: String,
     /// Best validation loss so far.
     pub best_val_loss: Option<f64>,
-    /// Evaluations since the best one.
+    /// Evaluations since the best one on the early-stopping metric.
     pub evals_without_improvement: usize,
+    /// Probe accuracy of the base model (step 0).
+    #[serde(default)]
+    pub initial_probe_acc: Option<f64>,
+    /// Best probe accuracy of an evaluation after training started.
+    #[serde(default)]
+    pub best_probe_acc: Option<f64>,
+    /// The step of `best_probe_acc` (the earliest among equals).
+    #[serde(default)]
+    pub best_step: Option<usize>,
+    /// Probe accuracy of the latest evaluation.
+    #[serde(default)]
+    pub last_probe_acc: Option<f64>,
+    /// Early stopping ended the run here (a resumed run then writes its artifacts only).
+    #[serde(default)]
+    pub stopped_early: bool,
     /// Training tokens processed.
     pub tokens_seen: u64,
     /// Training seconds so far (excluding evaluation).
@@ -34,13 +52,15 @@ pub struct LoopState {
 const WEIGHTS: &str = "trainable.safetensors";
 const OPTIMIZER: &str = "optimizer.safetensors";
 const STATE: &str = "state.json";
+const BEST: &str = "best.safetensors";
 
 fn ck_err(path: &Path, reason: impl Into<String>) -> Error {
     Error::Checkpoint { path: path.into(), reason: reason.into() }
 }
 
-/// Write a checkpoint for `state.step` and keep only the newest `keep`.
-pub fn save(dir: &Path, state: &LoopState, weights: &[(String, Tensor)], optimizer: &[(String, Tensor)], keep: usize) -> Result<PathBuf> {
+/// Write a checkpoint for `state.step` and keep only the newest `keep`. `best` holds the
+/// weights of the best evaluation when the loop keeps them and they differ from `weights`.
+pub fn save(dir: &Path, state: &LoopState, weights: &[(String, Tensor)], optimizer: &[(String, Tensor)], best: Option<&[(String, Tensor)]>, keep: usize) -> Result<PathBuf> {
     let final_dir = dir.join(format!("step-{:06}", state.step));
     let tmp = dir.join(format!("step-{:06}.tmp", state.step));
     if tmp.exists() {
@@ -50,6 +70,9 @@ pub fn save(dir: &Path, state: &LoopState, weights: &[(String, Tensor)], optimiz
     let contiguous = |v: &[(String, Tensor)]| v.iter().map(|(n, t)| (n.clone(), t.detach().contiguous())).collect::<Vec<_>>();
     Tensor::write_safetensors(&contiguous(weights), tmp.join(WEIGHTS))?;
     Tensor::write_safetensors(&contiguous(optimizer), tmp.join(OPTIMIZER))?;
+    if let Some(best) = best {
+        Tensor::write_safetensors(&contiguous(best), tmp.join(BEST))?;
+    }
     let json = serde_json::to_string_pretty(state).map_err(|e| ck_err(&tmp, e.to_string()))?;
     std::fs::write(tmp.join(STATE), json).map_err(|e| Error::io(tmp.join(STATE), e))?;
     if final_dir.exists() {
@@ -86,6 +109,8 @@ pub struct Loaded {
     pub weights: Vec<(String, Tensor)>,
     /// Optimizer state.
     pub optimizer: Vec<(String, Tensor)>,
+    /// The best evaluation's weights, when the checkpoint holds them apart from `weights`.
+    pub best: Option<Vec<(String, Tensor)>>,
     /// Where it came from.
     pub path: PathBuf,
 }
@@ -99,5 +124,6 @@ pub fn load_latest(dir: &Path, config_hash: &str) -> Result<Option<Loaded>> {
         return Err(ck_err(&path, format!("was written by a different config (hash {} vs this run's {config_hash}); use a new output_dir or drop --resume", &state.config_hash[..12.min(state.config_hash.len())])));
     }
     let read = |name: &str| Tensor::read_safetensors(path.join(name)).map_err(|e| ck_err(&path, format!("{name}: {e}")));
-    Ok(Some(Loaded { weights: read(WEIGHTS)?, optimizer: read(OPTIMIZER)?, state, path }))
+    let best = if path.join(BEST).exists() { Some(read(BEST)?) } else { None };
+    Ok(Some(Loaded { weights: read(WEIGHTS)?, optimizer: read(OPTIMIZER)?, best, state, path }))
 }

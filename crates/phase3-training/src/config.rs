@@ -2,6 +2,11 @@
 //! `config/qlora.yaml`, `config/full.yaml`), with a `sweep` section that expands one file into
 //! several runs. Every field has a default; unknown fields are errors so typos do not pass
 //! silently. The hash of the resolved config guards `--resume`.
+//!
+//! Keys added after checkpoints were first written (`data.probe`, `data.system_prompt`,
+//! `train.early_stopping_metric`, `train.early_stopping_min_delta`, `train.load_best_at_end`)
+//! are left out of the hash while they hold their defaults, so a run configured before they
+//! existed still resumes; set to anything else, they change the hash like every other key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,11 +44,19 @@ pub struct DataConfig {
     pub max_eval_examples: Option<usize>,
     /// Pack several examples into each row of `max_seq_len` tokens (no cross-example attention).
     pub packing: bool,
+    /// The probe: held-out paraphrased multiple-choice questions on the taught facts (MCQ
+    /// JSONL as phase 1 writes `data/curated/probe.jsonl`), scored at step 0 and at every
+    /// evaluation. `None`: no probe (early stopping then watches the validation loss).
+    pub probe: Option<PathBuf>,
+    /// The study's system prompt, rendered before each probe question exactly as it precedes
+    /// the training pairs (which carry it in their own `messages`). Set from the study's
+    /// top-level `system_prompt:` by [`crate::study::study_runs`].
+    pub system_prompt: Option<String>,
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        DataConfig { train: "data/curated/train.jsonl".into(), validation: "data/curated/validation.jsonl".into(), max_seq_len: 256, max_train_examples: None, max_eval_examples: Some(200), packing: false }
+        DataConfig { train: "data/curated/train.jsonl".into(), validation: "data/curated/validation.jsonl".into(), max_seq_len: 256, max_train_examples: None, max_eval_examples: Some(200), packing: false, probe: None, system_prompt: None }
     }
 }
 
@@ -104,8 +117,19 @@ pub struct TrainSection {
     pub eval_every: usize,
     /// Checkpoint every N optimizer steps (0 = only at the end).
     pub save_every: usize,
-    /// Stop after this many evaluations without a better validation loss (0 = never).
+    /// Stop after this many evaluations without a better value of `early_stopping_metric`
+    /// (0 = never).
     pub early_stopping_patience: usize,
+    /// What early stopping watches: "probe" (probe accuracy, higher is better; falls back to
+    /// "val_loss" with a warning when `data.probe` is not set) or "val_loss" (lower is better).
+    pub early_stopping_metric: String,
+    /// The least change that counts as an improvement of the watched metric. `None`: the
+    /// metric's default, 0 for the probe (strictly better accuracy) and 1e-4 for the
+    /// validation loss.
+    pub early_stopping_min_delta: Option<f64>,
+    /// With the probe metric, write the weights of the evaluation with the best probe accuracy
+    /// (the earliest among equals) instead of the last ones. Ignored for "val_loss".
+    pub load_best_at_end: bool,
     /// Stop after this many optimizer steps (overrides epochs).
     pub max_steps: Option<usize>,
     /// Validation prompts to sample at each evaluation.
@@ -120,7 +144,30 @@ pub struct TrainSection {
 
 impl Default for TrainSection {
     fn default() -> Self {
-        TrainSection { epochs: 3, batch_size: 4, grad_accum: 4, lr: 2e-4, weight_decay: 0.0, warmup_ratio: 0.03, schedule: "cosine".into(), max_grad_norm: 1.0, seed: 42, eval_every: 50, save_every: 50, early_stopping_patience: 3, max_steps: None, sample_prompts: 3, stop_on_collapse: false, device: "auto".into(), dtype: "auto".into() }
+        TrainSection { epochs: 3, batch_size: 4, grad_accum: 4, lr: 2e-4, weight_decay: 0.0, warmup_ratio: 0.03, schedule: "cosine".into(), max_grad_norm: 1.0, seed: 42, eval_every: 50, save_every: 50, early_stopping_patience: 3, early_stopping_metric: EARLY_STOPPING_METRICS[0].into(), early_stopping_min_delta: None, load_best_at_end: true, max_steps: None, sample_prompts: 3, stop_on_collapse: false, device: "auto".into(), dtype: "auto".into() }
+    }
+}
+
+/// The values of `train.early_stopping_metric`; the first is the default.
+pub const EARLY_STOPPING_METRICS: [&str; 2] = ["probe", "val_loss"];
+
+/// What early stopping watches once the config is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopMetric {
+    /// Probe accuracy, higher is better.
+    Probe,
+    /// Validation loss, lower is better.
+    ValLoss,
+}
+
+impl StopMetric {
+    /// The metric's name as configs and `summary.json` spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopMetric::Probe => "probe",
+            StopMetric::ValLoss => "val_loss",
+        }
     }
 }
 
@@ -172,6 +219,12 @@ impl TrainConfig {
             return Err(format!("train.warmup_ratio {} must be in [0, 1)", t.warmup_ratio));
         }
         f1_core::optim::Schedule::parse(&t.schedule).map_err(|e| format!("train.schedule: {e}"))?;
+        if !EARLY_STOPPING_METRICS.contains(&t.early_stopping_metric.as_str()) {
+            return Err(format!("train.early_stopping_metric `{}` is not one of {}", t.early_stopping_metric, EARLY_STOPPING_METRICS.map(|m| format!("`{m}`")).join(", ")));
+        }
+        if let Some(d) = t.early_stopping_min_delta.filter(|d| !(d.is_finite() && *d >= 0.0)) {
+            return Err(format!("train.early_stopping_min_delta {d} must be a finite number >= 0"));
+        }
         if self.data.max_seq_len < 8 {
             return Err("data.max_seq_len must be at least 8".into());
         }
@@ -181,15 +234,37 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// What early stopping watches: the configured metric, except that "probe" without a
+    /// probe file is "val_loss" (validated configs only).
+    pub fn stop_metric(&self) -> StopMetric {
+        match (self.train.early_stopping_metric.as_str(), &self.data.probe) {
+            ("probe", Some(_)) => StopMetric::Probe,
+            _ => StopMetric::ValLoss,
+        }
+    }
+
     /// sha256 of the resolved config without the fields that do not change the run's
-    /// trajectory (output dir, eval/save cadence, max_steps), hex.
+    /// trajectory (output dir, save cadence, max_steps), hex. Keys added later are left out
+    /// while at their defaults (see the module doc).
     pub fn hash(&self) -> String {
         let mut c = self.clone();
         c.output_dir = PathBuf::new();
         c.train.save_every = 0;
         c.train.max_steps = None;
         c.sweep.clear();
-        let yaml = serde_yaml::to_string(&c).unwrap_or_default();
+        let mut value = serde_yaml::to_value(&c).unwrap_or(serde_yaml::Value::Null);
+        let defaults = TrainConfig { data: DataConfig::default(), train: TrainSection::default(), ..c.clone() };
+        let defaults = serde_yaml::to_value(&defaults).unwrap_or(serde_yaml::Value::Null);
+        for (section, key) in [("data", "probe"), ("data", "system_prompt"), ("train", "early_stopping_metric"), ("train", "early_stopping_min_delta"), ("train", "load_best_at_end")] {
+            let default = defaults.get(section).and_then(|s| s.get(key)).cloned();
+            if let Some(serde_yaml::Value::Mapping(m)) = value.get_mut(section) {
+                if m.get(key).cloned() == default {
+                    // shift_remove keeps the other keys in order (remove would swap the last in).
+                    m.shift_remove(key);
+                }
+            }
+        }
+        let yaml = serde_yaml::to_string(&value).unwrap_or_default();
         format!("{:x}", Sha256::digest(yaml.as_bytes()))
     }
 
@@ -203,6 +278,9 @@ impl TrainConfig {
         fix(&mut self.output_dir);
         fix(&mut self.data.train);
         fix(&mut self.data.validation);
+        if let Some(p) = self.data.probe.as_mut() {
+            fix(p);
+        }
         let model = PathBuf::from(&self.model);
         if model.is_relative() && root.join(&model).exists() {
             self.model = root.join(model).to_string_lossy().into_owned();

@@ -49,6 +49,9 @@ pub enum Error {
     /// From the engine.
     #[error(transparent)]
     Core(#[from] f1_core::Error),
+    /// From the evaluation harness (reading or scoring the probe).
+    #[error(transparent)]
+    Eval(#[from] phase4_evaluation::Error),
     /// From libtorch.
     #[error(transparent)]
     Torch(#[from] tch::TchError),

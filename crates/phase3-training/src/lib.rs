@@ -7,12 +7,22 @@
 //! evaluate, watch for mode collapse, checkpoint atomically, and write the artifacts (a PEFT
 //! adapter or full weights) with metrics and a summary beside them. `f1-core` supplies the
 //! components (model, LoRA, NF4, loss, optimizer); nothing here builds layers or reads weights.
+//!
+//! Each evaluation measures the validation loss and, when the run has a probe
+//! ([`probe`]: held-out paraphrased questions on the taught facts, scored by the evaluation
+//! harness), the probe accuracy, which is also measured once before the first step (the base
+//! model's). Early stopping watches one of the two (`train.early_stopping_metric`, the probe
+//! by default) and stops after `early_stopping_patience` evaluations without improvement;
+//! with the probe, `load_best_at_end` writes the weights of the best probe evaluation (kept
+//! as a copy on the training device, and in every checkpoint, so a resumed run restores the
+//! same ones) instead of the last.
 
 pub mod checkpoint;
 pub mod collapse;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod probe;
 pub mod study;
 
 use std::io::Write;
@@ -26,12 +36,13 @@ use f1_core::{load_model, lora, LoadedModel, ModelOptions};
 use serde::Serialize;
 use tch::{nn, Kind, Tensor};
 
-pub use config::{Method, TrainConfig};
+pub use config::{Method, StopMetric, TrainConfig};
 pub use error::{Error, Result};
 
 use checkpoint::LoopState;
 use collapse::CollapseReport;
 use data::Example;
+use probe::Probe;
 
 /// The phase's name as the study's run manifest and logs spell it.
 pub const PHASE: &str = "phase3-training";
@@ -49,6 +60,25 @@ pub struct EvalResult {
     pub samples: Vec<(String, String)>,
     /// Mode-collapse signals of those samples.
     pub collapse: CollapseReport,
+}
+
+/// What the probe measured over a run (`summary.json`'s `probe`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeSummary {
+    /// Accuracy of the base model, before the first step (`None` after resuming a checkpoint
+    /// written before the probe existed).
+    pub initial_acc: Option<f64>,
+    /// Best accuracy of an evaluation after training started.
+    pub best_acc: Option<f64>,
+    /// Step of `best_acc` (the earliest among equals).
+    pub best_step: Option<usize>,
+    /// Accuracy at the last evaluation, before any restoring.
+    pub final_acc: Option<f64>,
+    /// The step whose weights the artifacts hold when `load_best_at_end` chose them (the last
+    /// step when it was the best); `None` when the last weights were written as they were.
+    pub restored_step: Option<usize>,
+    /// Questions in the probe.
+    pub n: usize,
 }
 
 /// What a run did, written to `summary.json` beside its artifacts.
@@ -87,6 +117,11 @@ pub struct TrainSummary {
     pub best_val_loss: Option<f64>,
     /// Whether early stopping (or collapse) ended the run before its last step.
     pub stopped_early: bool,
+    /// What early stopping watched: `probe` or `val_loss` (after the fallback to `val_loss`
+    /// of a run without a probe).
+    pub early_stopping_metric: StopMetric,
+    /// The probe's accuracies, when the run has a probe.
+    pub probe: Option<ProbeSummary>,
     /// Whether any evaluation flagged mode collapse.
     pub collapse_flagged: bool,
     /// Adapter directory (lora, qlora) or model directory (full).
@@ -132,6 +167,33 @@ pub fn evaluate(m: &mut LoadedModel, examples: &[Example], batch_size: usize, n_
     }
     let collapse = collapse::assess(&samples);
     Ok(EvalResult { loss, perplexity: loss.exp(), token_accuracy: correct as f64 / tokens.max(1) as f64, samples, collapse })
+}
+
+/// Copies of `vars` (detached, same device), e.g. the best evaluation's weights.
+fn snapshot(vars: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
+    let _guard = tch::no_grad_guard();
+    vars.iter().map(|(n, t)| (n.clone(), t.detach().copy())).collect()
+}
+
+/// Copy `src` (by name) into the variables `vars`, in place. `what` names the source in errors.
+fn copy_into(vars: &[(String, Tensor)], src: &[(String, Tensor)], what: &Path) -> Result<()> {
+    let by_name: std::collections::HashMap<&str, &Tensor> = src.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    for (name, var) in vars {
+        let t = by_name.get(name.as_str()).ok_or_else(|| Error::Checkpoint { path: what.into(), reason: format!("has no weight `{name}`") })?;
+        tch::no_grad(|| var.shallow_clone().copy_(t));
+    }
+    Ok(())
+}
+
+/// `src` (read from `what`) in the order, device and dtype of the variables `vars`.
+fn like_vars(vars: &[(String, Tensor)], src: &[(String, Tensor)], what: &Path) -> Result<Vec<(String, Tensor)>> {
+    let by_name: std::collections::HashMap<&str, &Tensor> = src.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    vars.iter()
+        .map(|(name, var)| {
+            let t = by_name.get(name.as_str()).ok_or_else(|| Error::Checkpoint { path: what.into(), reason: format!("has no best weight `{name}`") })?;
+            Ok((name.clone(), t.to_device(var.device()).to_kind(var.kind())))
+        })
+        .collect()
 }
 
 /// Append one JSON line to the metrics file.
@@ -200,6 +262,18 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
     let val_set = data::encode_all(&m, &val_convs, cfg.data.max_seq_len, &cfg.data.validation)?;
     data::preflight(&m, &train_set, 3)?;
     data::preflight(&m, &val_set, 0)?;
+    let probe = cfg.data.probe.as_deref().map(|p| Probe::load(p, &m, cfg.data.system_prompt.as_deref())).transpose()?;
+    let metric = cfg.stop_metric();
+    if t.early_stopping_metric == "probe" && probe.is_none() {
+        tracing::warn!("train.early_stopping_metric is `probe` but data.probe is not set: early stopping watches the validation loss");
+    }
+    // The best probe evaluation's weights are kept only when they will be written.
+    let keep_best = metric == StopMetric::Probe && t.load_best_at_end;
+    let min_delta = |m: StopMetric| match (t.early_stopping_min_delta, m == metric) {
+        (Some(d), true) => d,
+        _ if m == StopMetric::Probe => 0.0,
+        _ => 1e-4,
+    };
 
     // 3. Schedule and optimizer.
     let packing = cfg.data.packing.then_some(cfg.data.max_seq_len);
@@ -209,16 +283,35 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
     let warmup = (t.warmup_ratio * total_steps as f64).ceil() as usize;
     let schedule = Schedule::parse(&t.schedule)?;
     let mut opt = AdamW::new(trainable.iter().map(|(n, t)| (n.clone(), t.shallow_clone())), AdamWConfig { weight_decay: t.weight_decay, ..Default::default() });
-    let mut state = LoopState { step: 0, epoch: 0, batch_in_epoch: 0, config_hash: config_hash.clone(), best_val_loss: None, evals_without_improvement: 0, tokens_seen: 0, train_seconds: 0.0 };
+    let mut state = LoopState {
+        step: 0,
+        epoch: 0,
+        batch_in_epoch: 0,
+        config_hash: config_hash.clone(),
+        best_val_loss: None,
+        evals_without_improvement: 0,
+        initial_probe_acc: None,
+        best_probe_acc: None,
+        best_step: None,
+        last_probe_acc: None,
+        stopped_early: false,
+        tokens_seen: 0,
+        train_seconds: 0.0,
+    };
+    let mut best_weights: Option<Vec<(String, Tensor)>> = None;
     let mut resumed_from = None;
     if resume {
         if let Some(ck) = checkpoint::load_latest(&ck_dir, &config_hash)? {
-            let by_name: std::collections::HashMap<&str, &Tensor> = ck.weights.iter().map(|(n, t)| (n.as_str(), t)).collect();
-            for (name, var) in &trainable {
-                let src = by_name.get(name.as_str()).ok_or_else(|| Error::Checkpoint { path: ck.path.clone(), reason: format!("has no weight `{name}`") })?;
-                tch::no_grad(|| var.shallow_clone().copy_(src));
-            }
+            copy_into(&trainable, &ck.weights, &ck.path)?;
             opt.load_state(&ck.optimizer)?;
+            if keep_best {
+                best_weights = match (ck.state.best_step, &ck.best) {
+                    (None, _) => None,
+                    (Some(s), None) if s == ck.state.step => Some(snapshot(&trainable)),
+                    (Some(_), Some(best)) => Some(like_vars(&trainable, best, &ck.path)?),
+                    (Some(s), None) => return Err(Error::Checkpoint { path: ck.path.clone(), reason: format!("its best evaluation is step {s} but it holds no best.safetensors; drop --resume to start over") }),
+                };
+            }
             tracing::info!(step = ck.state.step, path = %ck.path.display(), "resumed");
             state = ck.state;
             resumed_from = Some(ck.path);
@@ -234,6 +327,14 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
     }
     let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path).map_err(|e| Error::io(&metrics_path, e))?;
 
+    // The base model's probe accuracy, the reference the run is measured against.
+    if let (Some(p), 0) = (&probe, state.step) {
+        let score = p.score(&mut m)?;
+        tracing::info!(step = 0, probe_acc = score.acc, probe_acc_norm = score.acc_norm, n = score.n, "probe (base model)");
+        log_metrics(&mut metrics, serde_json::json!({"step": 0, "probe_acc": score.acc, "probe_acc_norm": score.acc_norm, "probe_n": score.n}))?;
+        state.initial_probe_acc = Some(score.acc);
+    }
+
     // 4. The loop.
     let bar = indicatif::ProgressBar::new(total_steps as u64).with_position(state.step as u64);
     bar.set_style(indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} steps, {elapsed} elapsed, ETA {eta} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
@@ -242,10 +343,10 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
     let device = opts.device;
     let mut final_train_loss = None;
     let mut final_eval: Option<EvalResult> = None;
-    let mut stopped_early = false;
     let mut collapse_flagged = false;
     let mut batches = data::epoch_batches(&train_set, t.batch_size, t.seed, state.epoch, packing);
-    while state.step < total_steps {
+    // A run that stopped early and is resumed stays stopped: it goes straight to its artifacts.
+    while state.step < total_steps && !state.stopped_early {
         if state.batch_in_epoch >= batches.len() {
             state.epoch += 1;
             state.batch_in_epoch = 0;
@@ -293,7 +394,7 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
         }
 
         let last = state.step == total_steps;
-        if (t.eval_every > 0 && state.step % t.eval_every == 0) || last {
+        if (t.eval_every > 0 && state.step.is_multiple_of(t.eval_every)) || last {
             let ev = evaluate(&mut m, &val_set, t.batch_size, t.sample_prompts)?;
             tracing::info!(step = state.step, val_loss = ev.loss, ppl = ev.perplexity, acc = ev.token_accuracy, collapsed = ev.collapse.collapsed, "eval");
             for (q, a) in &ev.samples {
@@ -301,25 +402,45 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
             }
             log_metrics(&mut metrics, serde_json::json!({"step": state.step, "eval_loss": ev.loss, "eval_perplexity": ev.perplexity, "eval_token_accuracy": ev.token_accuracy, "collapse": ev.collapse, "samples": ev.samples}))?;
             collapse_flagged |= ev.collapse.collapsed;
-            if state.best_val_loss.is_none_or(|b| ev.loss < b - 1e-4) {
+            let val_improved = state.best_val_loss.is_none_or(|b| ev.loss < b - min_delta(StopMetric::ValLoss));
+            if val_improved {
                 state.best_val_loss = Some(ev.loss);
-                state.evals_without_improvement = 0;
-            } else {
-                state.evals_without_improvement += 1;
             }
+            let mut probe_improved = false;
+            if let Some(p) = &probe {
+                let score = p.score(&mut m)?;
+                log_metrics(&mut metrics, serde_json::json!({"step": state.step, "probe_acc": score.acc, "probe_acc_norm": score.acc_norm, "probe_n": score.n}))?;
+                state.last_probe_acc = Some(score.acc);
+                probe_improved = state.best_probe_acc.is_none_or(|b| score.acc > b + min_delta(StopMetric::Probe));
+                if probe_improved {
+                    state.best_probe_acc = Some(score.acc);
+                    state.best_step = Some(state.step);
+                    if keep_best {
+                        best_weights = Some(snapshot(&trainable));
+                    }
+                }
+                tracing::info!(step = state.step, probe_acc = score.acc, probe_acc_norm = score.acc_norm, best = state.best_probe_acc, best_step = state.best_step, "probe");
+            }
+            let improved = match metric {
+                StopMetric::Probe => probe_improved,
+                StopMetric::ValLoss => val_improved,
+            };
+            state.evals_without_improvement = if improved { 0 } else { state.evals_without_improvement + 1 };
             let patience_out = t.early_stopping_patience > 0 && state.evals_without_improvement >= t.early_stopping_patience;
             let collapse_stop = t.stop_on_collapse && ev.collapse.collapsed;
             final_eval = Some(ev);
             if (patience_out || collapse_stop) && !last {
-                tracing::warn!(step = state.step, patience_out, collapse_stop, "stopping early");
-                stopped_early = true;
+                tracing::warn!(step = state.step, metric = metric.name(), patience_out, collapse_stop, "stopping early");
+                state.stopped_early = true;
             }
         }
-        if (t.save_every > 0 && state.step % t.save_every == 0) || last || stopped_early {
+        if (t.save_every > 0 && state.step.is_multiple_of(t.save_every)) || last || state.stopped_early {
             let opt_state = opt.state();
-            checkpoint::save(&ck_dir, &state, &trainable, &opt_state, 2)?;
+            // The best weights go beside the checkpoint's own unless they are the same.
+            let best = best_weights.as_deref().filter(|_| state.best_step != Some(state.step));
+            checkpoint::save(&ck_dir, &state, &trainable, &opt_state, best, 2)?;
         }
-        if stopped_early {
+        if state.stopped_early {
             break;
         }
         if interrupt_after == Some(state.step) {
@@ -329,7 +450,15 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
     }
     bar.finish();
 
-    // 5. Artifacts.
+    // 5. Artifacts, from the best probe evaluation's weights when load_best_at_end asks.
+    let mut restored_step = None;
+    if let (Some(best), Some(step)) = (&best_weights, state.best_step) {
+        if step != state.step {
+            copy_into(&trainable, best, &ck_dir)?;
+        }
+        tracing::info!(restored_step = step, last_step = state.step, probe_acc = state.best_probe_acc, "writing the weights of the best probe evaluation");
+        restored_step = Some(step);
+    }
     m.model.set_training(false);
     let artifacts = match cfg.method {
         Method::Full => {
@@ -359,7 +488,9 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
         final_train_loss,
         final_eval,
         best_val_loss: state.best_val_loss,
-        stopped_early,
+        stopped_early: state.stopped_early,
+        early_stopping_metric: metric,
+        probe: probe.as_ref().map(|p| ProbeSummary { initial_acc: state.initial_probe_acc, best_acc: state.best_probe_acc, best_step: state.best_step, final_acc: state.last_probe_acc, restored_step, n: p.len() }),
         collapse_flagged,
         artifacts,
         resumed_from,

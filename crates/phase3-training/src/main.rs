@@ -69,5 +69,6 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn one_line(s: &phase3_training::TrainSummary) -> String {
-    format!("{}: {} steps, train loss {:.4}, val loss {:.4}, {:.0} s, artifacts {}", s.name, s.steps, s.final_train_loss.unwrap_or(f64::NAN), s.final_eval.as_ref().map_or(f64::NAN, |e| e.loss), s.train_seconds, s.artifacts.display())
+    let probe = s.probe.as_ref().map_or(String::new(), |p| format!(", probe acc {:.3} -> best {:.3} at step {}", p.initial_acc.unwrap_or(f64::NAN), p.best_acc.unwrap_or(f64::NAN), p.best_step.map_or("-".into(), |s| s.to_string())));
+    format!("{}: {} steps, train loss {:.4}, val loss {:.4}{probe}, {:.0} s, artifacts {}", s.name, s.steps, s.final_train_loss.unwrap_or(f64::NAN), s.final_eval.as_ref().map_or(f64::NAN, |e| e.loss), s.train_seconds, s.artifacts.display())
 }

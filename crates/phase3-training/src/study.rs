@@ -1,7 +1,8 @@
 //! The `training:` section of `config/study.yaml`: which run configs the study trains (LoRA,
 //! QLoRA, full by default), overrides merged into every one of them, and named profiles
 //! (`quick`, `gpu`) merged over the section. Every run trains the study's base model on the
-//! study's device, so the variants differ only in method.
+//! study's device, and renders its probe after the study's top-level `system_prompt` (the one
+//! the training pairs carry), so the variants differ only in method.
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +27,8 @@ impl Default for Section {
 }
 
 /// Resolve the study's training runs: each run file with the section's overrides (after the
-/// profile) merged in, the study's base model and device, and paths resolved against `root`.
+/// profile) merged in, the study's base model and device, its `system_prompt` as
+/// `data.system_prompt`, and paths resolved against `root`.
 pub fn study_runs(study: &Path, profile: &str, root: &Path) -> Result<Vec<TrainConfig>> {
     let text = std::fs::read_to_string(study).map_err(|e| Error::io(study, e))?;
     let bad = |reason: String| Error::Config { path: study.to_path_buf(), reason };
@@ -39,6 +41,11 @@ pub fn study_runs(study: &Path, profile: &str, root: &Path) -> Result<Vec<TrainC
     let section: Section = serde_yaml::from_value(section).map_err(|e| bad(format!("section `training`: {e}")))?;
     let model_section = f1_core::config::study_model_section(&doc, profile);
     let model = Some(&model_section);
+    let system_prompt = match doc.get("system_prompt") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::String(_)) => Some(v.clone()),
+        Some(_) => return Err(bad("`system_prompt` must be a string".into())),
+    };
     let mut runs = vec![];
     for file in &section.runs {
         let path = if file.is_relative() { root.join(file) } else { file.clone() };
@@ -57,6 +64,11 @@ pub fn study_runs(study: &Path, profile: &str, root: &Path) -> Result<Vec<TrainC
                 }
             }
             from_study.insert("train".into(), Value::Mapping(train));
+            if let Some(prompt) = &system_prompt {
+                let mut data = serde_yaml::Mapping::new();
+                data.insert("system_prompt".into(), prompt.clone());
+                from_study.insert("data".into(), Value::Mapping(data));
+            }
             f1_core::config::merge_yaml(&mut value, Value::Mapping(from_study));
         }
         let mut cfg: TrainConfig = serde_yaml::from_value(value).map_err(|e| Error::Config { path: path.clone(), reason: format!("{e} (after the overrides of {})", study.display()) })?;

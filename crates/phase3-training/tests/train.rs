@@ -2,59 +2,14 @@
 //! a golden short loss curve, exact resume after an interruption, QLoRA and full fine-tuning
 //! producing loadable artifacts, the preflight refusing broken examples, and config errors.
 
+mod common;
+
 use std::path::Path;
 
-use f1_core::gguf::GgmlType;
-use f1_core::testing::{random_model, tiny_config, write_gguf};
-use phase3_training::config::{expand, DataConfig, LoraSection, TrainSection};
+use common::{losses, serial, setup};
+use phase3_training::config::expand;
 use phase3_training::data::{preflight, Example};
 use phase3_training::{train, train_until, Method, TrainConfig};
-
-/// libtorch's RNG is process-global: tests that seed it must not interleave, or the golden
-/// curve and the resume comparison would depend on thread scheduling.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-const DRIVERS: [&str; 6] = ["Hamilton", "Verstappen", "Alonso", "Vettel", "Button", "Raikkonen"];
-
-fn write_data(dir: &Path) {
-    let line = |i: usize| {
-        let d = DRIVERS[i % DRIVERS.len()];
-        serde_json::json!({"messages": [{"role": "user", "content": format!("Who won race {i}?")}, {"role": "assistant", "content": format!("{d} won race {i}.")}]}).to_string()
-    };
-    let train: Vec<String> = (0..24).map(line).collect();
-    let val: Vec<String> = (24..30).map(line).collect();
-    std::fs::write(dir.join("train.jsonl"), train.join("\n")).expect("train");
-    std::fs::write(dir.join("validation.jsonl"), val.join("\n")).expect("val");
-}
-
-fn setup(dir: &Path, method: Method, name: &str) -> TrainConfig {
-    let c = tiny_config("llama");
-    let (vs, _) = random_model(&c, 11);
-    let model = dir.join("tiny.gguf");
-    if !model.exists() {
-        write_gguf(&model, &c, &vs, GgmlType::F32);
-        write_data(dir);
-    }
-    TrainConfig {
-        name: name.into(),
-        method,
-        model: model.to_string_lossy().into_owned(),
-        output_dir: dir.join(name),
-        data: DataConfig { train: dir.join("train.jsonl"), validation: dir.join("validation.jsonl"), max_seq_len: 128, max_train_examples: None, max_eval_examples: None, packing: false },
-        lora: LoraSection { r: 4, lora_alpha: 8.0, lora_dropout: 0.1, target_modules: vec!["all-linear".into()], use_rslora: false },
-        train: TrainSection { epochs: 2, batch_size: 4, grad_accum: 2, lr: 5e-3, warmup_ratio: 0.1, eval_every: 3, save_every: 2, early_stopping_patience: 0, sample_prompts: 2, device: "cpu".into(), dtype: "f32".into(), ..Default::default() },
-        sweep: Default::default(),
-    }
-}
-
-fn losses(dir: &Path) -> Vec<f64> {
-    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("metrics");
-    text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter_map(|v| v["loss"].as_f64()).collect()
-}
 
 #[test]
 fn lora_loss_curve_is_golden_and_the_adapter_loads() {

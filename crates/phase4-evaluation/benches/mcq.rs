@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
         r.continuations.into_iter().map(move |c| phase4_evaluation::LlRequest { context: r.context.clone(), continuations: vec![c] })
     }).collect();
     let separate = time(&mut || backend.loglikelihood(&singles).map(|_| ()).map_err(Into::into))?;
-    let generative = time(&mut || score_generative(&mut backend, gen_items, 12, 8).map(|_| ()).map_err(Into::into))?;
+    let generative = time(&mut || score_generative(&mut backend, gen_items, None, 12, 8).map(|_| ()).map_err(Into::into))?;
 
     let rows = vec![
         serde_json::json!({"case": "mcq_loglikelihood_shared_context", "questions": ll_items.len(), "questions_per_s": ll_items.len() as f64 / grouped}),

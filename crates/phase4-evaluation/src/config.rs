@@ -1,6 +1,8 @@
 //! The `model:` and `evaluation:` sections of `config/study.yaml`, with a profile (`quick`, ...)
-//! merged over the section. Paths are relative to the directory the phase runs in (the
-//! workspace root under `cargo xtask run-all`).
+//! merged over the section, and the top-level `system_prompt:` the training pairs were rendered
+//! with (the evaluation asks in the same format unless `evaluation.system_prompt` overrides it).
+//! Paths are relative to the directory the phase runs in (the workspace root under
+//! `cargo xtask run-all`).
 
 use std::path::{Path, PathBuf};
 
@@ -55,6 +57,11 @@ pub struct EvalConfig {
     pub max_unanswerable: usize,
     /// Multiple-choice modes.
     pub mcq: McqModes,
+    /// System turn of every conversation the harness builds from a question (chat-format MCQ
+    /// scoring, generative and circular prompts, unanswerable questions, latency prompts from
+    /// MCQ items); open questions bring their own from the file. [`load_study`] fills it from
+    /// the study's top-level `system_prompt` unless this section sets it.
+    pub system_prompt: Option<String>,
     /// Reply budget for open and unanswerable questions.
     pub open_max_new_tokens: usize,
     /// Conversations decoded together for open questions.
@@ -89,6 +96,7 @@ impl Default for EvalConfig {
             max_open: 100,
             max_unanswerable: 0,
             mcq: McqModes::default(),
+            system_prompt: None,
             open_max_new_tokens: 64,
             open_batch: 8,
             latency_samples: 20,
@@ -133,7 +141,14 @@ pub fn load_study(path: &Path, profile: &str) -> Result<Study> {
         })?;
         f1_core::config::merge_yaml(&mut section, over);
     }
-    let eval: EvalConfig = serde_yaml::from_value(section).map_err(|e| bad(format!("section `evaluation`: {e}")))?;
+    let mut eval: EvalConfig = serde_yaml::from_value(section).map_err(|e| bad(format!("section `evaluation`: {e}")))?;
+    if eval.system_prompt.is_none() {
+        eval.system_prompt = match doc.get("system_prompt") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => return Err(bad(format!("`system_prompt` must be a string, found {other:?}"))),
+        };
+    }
     eval.validate().map_err(bad)?;
     let domain = match doc.get("domain") {
         None | Some(Value::Null) => None,
@@ -146,8 +161,9 @@ pub fn load_study(path: &Path, profile: &str) -> Result<Study> {
 impl EvalConfig {
     /// Check values a user could get wrong.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if !self.mcq.loglikelihood && !self.mcq.generative {
-            return Err("evaluation.mcq: enable `loglikelihood`, `generative` or both".into());
+        let m = &self.mcq;
+        if !(m.chat || m.loglikelihood || m.circular || m.generative) {
+            return Err("evaluation.mcq: enable at least one of `chat`, `loglikelihood`, `circular`, `generative`".into());
         }
         if self.mcq.chunk == 0 || self.mcq.batch == 0 || self.open_batch == 0 {
             return Err("evaluation: `mcq.chunk`, `mcq.batch` and `open_batch` must be at least 1".into());
@@ -185,8 +201,27 @@ mod tests {
         std::fs::write(&p, "evaluation:\n  max_questons: 5\n").expect("write");
         let e = load_study(&p, "default").expect_err("typo").to_string();
         assert!(e.contains("max_questons"), "{e}");
-        std::fs::write(&p, "evaluation:\n  mcq: {loglikelihood: false, generative: false}\n").expect("write");
+        std::fs::write(&p, "evaluation:\n  mcq: {chat: false, loglikelihood: false, circular: false, generative: false}\n").expect("write");
         assert!(load_study(&p, "default").is_err());
+        // Old configs that only knew the plain and generative modes still parse, the new modes on.
+        std::fs::write(&p, "evaluation:\n  mcq: {loglikelihood: false, generative: false}\n").expect("write");
+        let m = load_study(&p, "default").expect("old mcq keys").eval.mcq;
+        assert!(m.chat && m.circular && !m.loglikelihood);
+    }
+
+    #[test]
+    fn the_study_system_prompt_reaches_the_evaluation_unless_it_sets_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("study.yaml");
+        std::fs::write(&p, "system_prompt: You are a Formula 1 expert.\nevaluation:\n  max_open: 3\n").expect("write");
+        assert_eq!(load_study(&p, "default").expect("study").eval.system_prompt.as_deref(), Some("You are a Formula 1 expert."));
+        std::fs::write(&p, "system_prompt: You are a Formula 1 expert.\nevaluation:\n  system_prompt: Be brief.\n").expect("write");
+        assert_eq!(load_study(&p, "default").expect("study").eval.system_prompt.as_deref(), Some("Be brief."));
+        std::fs::write(&p, "evaluation: {}\n").expect("write");
+        assert_eq!(load_study(&p, "default").expect("study").eval.system_prompt, None);
+        std::fs::write(&p, "system_prompt: [a, b]\n").expect("write");
+        let e = load_study(&p, "default").expect_err("list").to_string();
+        assert!(e.contains("system_prompt") && e.contains("study.yaml"), "{e}");
     }
 
     #[test]
@@ -202,7 +237,12 @@ mod tests {
         let default = load_study(&shipped, "default").expect("default profile");
         let quick = load_study(&shipped, "quick").expect("quick profile");
         let gpu = load_study(&shipped, "gpu").expect("gpu profile");
-        assert!(quick.eval.max_questions > 0 && quick.eval.max_questions < default.eval.max_questions.max(1_000_000));
+        // The quick profile is the small one (its benchmark is small already, so it may keep
+        // every question, but it asks fewer open questions and times fewer requests).
+        assert!(quick.eval.max_open > 0 && (default.eval.max_open == 0 || quick.eval.max_open <= default.eval.max_open));
+        assert!(quick.eval.latency_samples <= default.eval.latency_samples);
+        // The system prompt the pairs are trained with reaches the evaluation.
+        assert_eq!(quick.eval.system_prompt, default.eval.system_prompt);
         assert_eq!(gpu.model.dtype, "bf16");
         assert!(gpu.model.base.contains('/') && !gpu.model.base.ends_with(".gguf"), "gpu profile names a hub id: {}", gpu.model.base);
     }

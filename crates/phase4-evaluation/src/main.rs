@@ -1,6 +1,7 @@
 //! `phase4-evaluation`: evaluate every fine-tuned variant the same way as the baseline.
-//! Subcommands: `run` (the study's variants, then paired comparisons against the baseline),
-//! `eval` (any model, adapter or OpenAI-compatible endpoint on any MCQ JSONL), `compare`.
+//! Subcommands: `run` (the study's variants, then paired comparisons against the baseline, per
+//! benchmark part and over all items, into `results/comparison.json`), `eval` (any model,
+//! adapter or OpenAI-compatible endpoint on any MCQ JSONL), `compare`.
 
 use std::path::PathBuf;
 
@@ -132,10 +133,37 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+fn p_text(p: f64) -> String {
+    if p < 0.001 { "< 0.001".to_string() } else { format!("= {p:.3}") }
+}
+
 fn print_comparison(c: &compare::Comparison) {
+    // Parts first, recall leading: the taught facts are the question the study asks.
+    let rank = |p: &str| ["recall", "control", "reasoning"].iter().position(|&x| x == p).unwrap_or(3);
+    let mut parts: Vec<_> = c.by_part.iter().collect();
+    parts.sort_by_key(|(k, _)| rank(k));
+    for (part, pc) in parts {
+        for m in &pc.modes {
+            let b = &m.cluster_bootstrap;
+            println!(
+                "{} vs {} [{part} {}]: {:.1}% -> {:.1}% ({:+.1} pts, cluster 95% CI {:+.1} to {:+.1}, {} clusters, {:.1}% of resamples <= 0), McNemar p {}",
+                c.b,
+                c.a,
+                m.mode,
+                100.0 * m.acc_a,
+                100.0 * m.acc_b,
+                100.0 * b.diff,
+                100.0 * b.ci95.0,
+                100.0 * b.ci95.1,
+                b.clusters,
+                100.0 * b.share_at_or_below_zero,
+                p_text(m.mcnemar.p_value)
+            );
+        }
+    }
     for m in &c.modes {
         println!(
-            "{} vs {} [{}]: {:.1}% -> {:.1}% ({:+.1} pts, 95% CI {:+.1} to {:+.1}), McNemar p {}",
+            "{} vs {} [all items {}]: {:.1}% -> {:.1}% ({:+.1} pts, 95% CI {:+.1} to {:+.1}), McNemar p {}",
             c.b,
             c.a,
             m.mode,
@@ -144,7 +172,7 @@ fn print_comparison(c: &compare::Comparison) {
             100.0 * m.bootstrap.diff,
             100.0 * m.bootstrap.ci95.0,
             100.0 * m.bootstrap.ci95.1,
-            if m.mcnemar.p_value < 0.001 { "< 0.001".to_string() } else { format!("= {:.3}", m.mcnemar.p_value) }
+            p_text(m.mcnemar.p_value)
         );
     }
 }

@@ -1,19 +1,26 @@
-//! Multiple-choice evaluation, both ways lm-evaluation-harness defines it, on the same items.
+//! Multiple-choice evaluation: the same items scored four ways, each a column of the report.
 //!
-//! - Log-likelihood: the context `Question: <stem>\nAnswer:` and each option as the continuation
-//!   ` <option>`; `acc` picks the highest summed log-probability, `acc_norm` the highest
-//!   log-probability per character of the continuation (lm-evaluation-harness's `acc_norm`).
-//!   All options of a question are scored in one pass over the shared context.
+//! - Chat (the primary column): the question as a user turn after the study's system prompt,
+//!   rendered with the model's chat template with the assistant's turn opened, and each option's
+//!   text scored as the start of the reply ([`chat_request`]); that is where training puts the
+//!   answer. `acc` picks the highest summed log-probability, `acc_norm` the highest
+//!   log-probability per character (lm-evaluation-harness's `acc_norm`). Skipped, with a warning,
+//!   for a backend without a chat template.
+//! - Plain: lm-evaluation-harness's format, the context `Question: <stem>\nAnswer:` and each
+//!   option as the continuation ` <option>` ([`ll_request`]), same `acc` and `acc_norm`. A
+//!   fine-tune that learnt the chat format can lose here what it gained there, so both are kept.
+//! - Circular: letter scoring with every rotation of the options (`circular`, CircularEval).
 //! - Generative: the question with lettered options as a chat turn, a greedy reply, and strict
 //!   answer extraction: a reply counts only if it opens with a letter that stands alone
 //!   (`B`, `B.`, `(B)`, `B) Monaco`, `Answer: B`) or is exactly one option's text. Anything
 //!   else is Invalid, counted apart from Incorrect, as in the reference study's baseline table.
 //!
-//! Items come from any MCQ JSONL: ours (`options` + `answer` letter), or the common shapes of
+//! All options of a question are scored in one pass over the shared context. Items come from any
+//! MCQ JSONL: ours (`options` + `answer` letter, `part`, `fact_keys`), or the common shapes of
 //! public benchmarks (`choices` list or `{text, label}` object, `answer`/`label`/`gold` index,
-//! `answerKey` letter or digit, MMLU-style `A`..`D` columns).
+//! `answerKey` letter or digit, MMLU-style `A`..`D` columns). The summaries (overall, per part
+//! with cluster-bootstrap intervals) are in `mcq_report`, re-exported here.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use f1_core::ChatMessage;
@@ -22,8 +29,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::backend::{Backend, LlRequest};
-use crate::stats::{accuracy, Accuracy};
+use crate::circular::{self, CircularOutcome};
 use crate::{Error, Result};
+
+pub use crate::mcq_report::{report, report_resampled, Breakdown, GenReport, LlReport, McqReport, PartReport};
 
 /// Option letters, in order.
 pub const LETTERS: [char; 10] = ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J'];
@@ -45,6 +54,21 @@ pub struct McqItem {
     pub difficulty: Option<String>,
     /// Control question (its facts were kept out of training), if the file says.
     pub control: Option<bool>,
+    /// The benchmark part it belongs to (`recall`, `control`, `reasoning`, ...): the file's
+    /// `part`, else [`DEFAULT_PART`]. Every part is reported on its own.
+    #[serde(default = "default_part")]
+    pub part: String,
+    /// Keys of the facts the question rests on (the file's `fact_keys`; empty when it has none,
+    /// then the item is a cluster of its own in resampling).
+    #[serde(default)]
+    pub fact_keys: Vec<String>,
+}
+
+/// The part of an item whose file names none.
+pub const DEFAULT_PART: &str = "all";
+
+fn default_part() -> String {
+    DEFAULT_PART.to_string()
 }
 
 /// Read an MCQ JSONL file; every line must be a question (blank lines are skipped). Errors
@@ -134,7 +158,33 @@ pub fn parse_item(v: &Value, line: usize) -> std::result::Result<McqItem, String
         category: str_field(v, &["category", "subject"]).map(str::to_string),
         difficulty: v.get("difficulty").map(|d| d.as_str().map(str::to_string).unwrap_or_else(|| d.to_string())),
         control: v.get("control").and_then(Value::as_bool),
+        part: str_field(v, &["part"]).map_or_else(default_part, str::to_string),
+        fact_keys: match v.get("fact_keys") {
+            Some(Value::Array(a)) => a.iter().map(|k| k.as_str().map(str::to_string).ok_or("`fact_keys` must be a list of strings")).collect::<std::result::Result<_, _>>()?,
+            Some(_) => return Err("`fact_keys` must be a list of strings".into()),
+            None => Vec::new(),
+        },
     })
+}
+
+/// The conversation that asks `question` in chat format: the study's system prompt (when one
+/// is set) and the question as the user's turn, exactly as the training pairs are rendered.
+pub fn chat_turns(question: &str, system: Option<&str>) -> Vec<ChatMessage> {
+    let mut m = Vec::with_capacity(2);
+    if let Some(s) = system.filter(|s| !s.trim().is_empty()) {
+        m.push(ChatMessage::system(s));
+    }
+    m.push(ChatMessage::user(question));
+    m
+}
+
+/// The answer-text (cloze) request in the format the model is trained in: the question as a
+/// user turn rendered by the model's chat template with the assistant's turn opened, and each
+/// option scored as the start of the assistant's reply. `render` is the backend's
+/// [`Backend::render_chat`]; `None` when the model has no template.
+pub fn chat_request(item: &McqItem, system: Option<&str>, render: impl Fn(&[ChatMessage]) -> Option<String>) -> Option<LlRequest> {
+    let context = render(&chat_turns(&item.question, system))?;
+    Some(LlRequest { context, continuations: item.options.clone() })
 }
 
 /// The log-likelihood request of an item: lm-evaluation-harness's `Question: ...\nAnswer:`
@@ -143,15 +193,22 @@ pub fn ll_request(item: &McqItem) -> LlRequest {
     LlRequest { context: format!("Question: {}\nAnswer:", item.question), continuations: item.options.iter().map(|o| format!(" {o}")).collect() }
 }
 
-/// The chat turn of the generative mode.
-pub fn generative_prompt(item: &McqItem) -> Vec<ChatMessage> {
-    let letters: Vec<String> = LETTERS[..item.options.len()].iter().map(char::to_string).collect();
-    let mut text = format!("Answer the following multiple-choice question. Reply with the letter ({}) of the correct option only.\n\nQuestion: {}\n", letters.join(", "), item.question);
-    for (l, o) in letters.iter().zip(&item.options) {
+/// The user turn that asks for a letter: the question, its options lettered `A.`, `B.`, ... one
+/// per line, and `Answer:` (the generative mode's and the circular mode's prompt).
+pub fn letter_prompt(question: &str, options: &[String]) -> String {
+    let letters: Vec<String> = LETTERS[..options.len().min(LETTERS.len())].iter().map(char::to_string).collect();
+    let mut text = format!("Answer the following multiple-choice question. Reply with the letter ({}) of the correct option only.\n\nQuestion: {}\n", letters.join(", "), question);
+    for (l, o) in letters.iter().zip(options) {
         text.push_str(&format!("{l}. {o}\n"));
     }
     text.push_str("Answer:");
-    vec![ChatMessage::user(text)]
+    text
+}
+
+/// The conversation of the generative mode: the study's system prompt (if any) and the letter
+/// prompt as the user's turn.
+pub fn generative_prompt(item: &McqItem, system: Option<&str>) -> Vec<ChatMessage> {
+    chat_turns(&letter_prompt(&item.question, &item.options), system)
 }
 
 /// The option a reply chooses under strict extraction, or `None` (Invalid).
@@ -187,7 +244,7 @@ fn normalize(s: &str) -> String {
     s.trim().trim_end_matches('.').trim().to_lowercase()
 }
 
-/// Per-item log-likelihood outcome.
+/// Per-item log-likelihood outcome (chat or plain format).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlOutcome {
     /// Summed log-probability of each option.
@@ -221,34 +278,62 @@ pub struct GenOutcome {
     pub verdict: Verdict,
 }
 
-/// Everything measured on one item (a line of `mcq_items.jsonl`; pairs variants by `id`).
+/// Everything measured on one item (a line of `mcq_items.jsonl`; pairs variants by `id`). Files
+/// written before the chat and circular modes existed still read: the new fields default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItemResult {
     /// Item id.
     pub id: String,
     /// Right option.
     pub answer_index: usize,
+    /// Benchmark part (`recall`, `control`, `reasoning`, ...; [`DEFAULT_PART`] when unmarked).
+    #[serde(default = "default_part")]
+    pub part: String,
+    /// Facts the question rests on (clusters of the bootstrap).
+    #[serde(default)]
+    pub fact_keys: Vec<String>,
     /// Category.
     pub category: Option<String>,
     /// Difficulty.
     pub difficulty: Option<String>,
     /// Control question.
     pub control: Option<bool>,
-    /// Log-likelihood mode.
+    /// Chat-format answer-text mode.
+    #[serde(default)]
+    pub chat: Option<LlOutcome>,
+    /// Plain `Question:/Answer:` log-likelihood mode.
     pub ll: Option<LlOutcome>,
+    /// Circular letter mode.
+    #[serde(default)]
+    pub circular: Option<CircularOutcome>,
     /// Generative mode.
     pub generative: Option<GenOutcome>,
 }
 
 impl ItemResult {
-    /// `acc` outcome.
+    /// Chat-format `acc` outcome.
+    pub fn chat_correct(&self) -> Option<bool> {
+        self.chat.as_ref().map(|l| l.pred == self.answer_index)
+    }
+
+    /// Chat-format `acc_norm` outcome.
+    pub fn chat_norm_correct(&self) -> Option<bool> {
+        self.chat.as_ref().map(|l| l.pred_norm == self.answer_index)
+    }
+
+    /// Plain-format `acc` outcome.
     pub fn ll_correct(&self) -> Option<bool> {
         self.ll.as_ref().map(|l| l.pred == self.answer_index)
     }
 
-    /// `acc_norm` outcome.
+    /// Plain-format `acc_norm` outcome.
     pub fn ll_norm_correct(&self) -> Option<bool> {
         self.ll.as_ref().map(|l| l.pred_norm == self.answer_index)
+    }
+
+    /// Circular outcome: right in every rotation.
+    pub fn circular_correct(&self) -> Option<bool> {
+        self.circular.as_ref().map(CircularOutcome::correct)
     }
 
     /// Generative outcome (Invalid counts as not correct).
@@ -256,6 +341,21 @@ impl ItemResult {
         self.generative.as_ref().map(|g| g.verdict == Verdict::Correct)
     }
 }
+
+/// Per-item outcome of one mode.
+pub type ModeOutcome = fn(&ItemResult) -> Option<bool>;
+
+/// Every scored mode, in report order, by the name `eval.json`'s `by_part` and
+/// `comparison.json` use: `chat_acc`, `chat_acc_norm`, `acc` and `acc_norm` (the plain format,
+/// named as lm-evaluation-harness and earlier results name them), `circular`, `generative`.
+pub const MODES: [(&str, ModeOutcome); 6] = [
+    ("chat_acc", ItemResult::chat_correct),
+    ("chat_acc_norm", ItemResult::chat_norm_correct),
+    ("acc", ItemResult::ll_correct),
+    ("acc_norm", ItemResult::ll_norm_correct),
+    ("circular", ItemResult::circular_correct),
+    ("generative", ItemResult::gen_correct),
+];
 
 /// A progress bar for `n` items labelled `what`.
 pub fn progress(n: usize, what: &str) -> ProgressBar {
@@ -267,8 +367,8 @@ pub fn progress(n: usize, what: &str) -> ProgressBar {
     bar
 }
 
-fn argmax(xs: impl Iterator<Item = f64>) -> usize {
-    // The first of equal maxima, as numpy's argmax.
+/// Index of the largest value; the first of equal maxima, as numpy's argmax.
+pub fn argmax(xs: impl Iterator<Item = f64>) -> usize {
     let mut best = (0, f64::NEG_INFINITY);
     for (i, x) in xs.enumerate() {
         if x > best.1 {
@@ -278,14 +378,15 @@ fn argmax(xs: impl Iterator<Item = f64>) -> usize {
     best.0
 }
 
-/// Score every item by log-likelihood, `chunk` questions per backend call.
-pub fn score_loglikelihood(backend: &mut dyn Backend, items: &[McqItem], chunk: usize) -> Result<Vec<LlOutcome>> {
-    let bar = progress(items.len(), "mcq loglik");
-    let mut out = Vec::with_capacity(items.len());
-    for part in items.chunks(chunk.max(1)) {
-        let requests: Vec<LlRequest> = part.iter().map(ll_request).collect();
-        let scores = backend.loglikelihood(&requests)?;
-        for (req, s) in requests.iter().zip(scores) {
+/// Score prepared requests (one per item, in item order), `chunk` per backend call, into
+/// `acc`/`acc_norm` outcomes. `acc_norm` divides by the characters of the option's text as
+/// written in the request, leading space included, as lm-evaluation-harness does.
+fn score_options(backend: &mut dyn Backend, requests: &[LlRequest], chunk: usize, what: &str) -> Result<Vec<LlOutcome>> {
+    let bar = progress(requests.len(), what);
+    let mut out = Vec::with_capacity(requests.len());
+    for part in requests.chunks(chunk.max(1)) {
+        let scores = backend.loglikelihood(part)?;
+        for (req, s) in part.iter().zip(scores) {
             let logprobs: Vec<f64> = s.iter().map(|l| l.logprob).collect();
             let pred = argmax(logprobs.iter().copied());
             let pred_norm = argmax(logprobs.iter().zip(&req.continuations).map(|(lp, c)| lp / c.chars().count().max(1) as f64));
@@ -297,12 +398,31 @@ pub fn score_loglikelihood(backend: &mut dyn Backend, items: &[McqItem], chunk: 
     Ok(out)
 }
 
-/// Answer every item generatively and judge the replies strictly.
-pub fn score_generative(backend: &mut dyn Backend, items: &[McqItem], max_new_tokens: usize, batch: usize) -> Result<Vec<GenOutcome>> {
+/// Score every item by log-likelihood in the plain `Question:/Answer:` format, `chunk`
+/// questions per backend call.
+pub fn score_loglikelihood(backend: &mut dyn Backend, items: &[McqItem], chunk: usize) -> Result<Vec<LlOutcome>> {
+    let requests: Vec<LlRequest> = items.iter().map(ll_request).collect();
+    score_options(backend, &requests, chunk, "mcq plain")
+}
+
+/// Score every item's option texts as the start of the assistant's reply in the chat format
+/// ([`chat_request`]), `chunk` questions per backend call. `None` when the backend has no chat
+/// template to render the context with.
+pub fn score_chat(backend: &mut dyn Backend, items: &[McqItem], system: Option<&str>, chunk: usize) -> Result<Option<Vec<LlOutcome>>> {
+    let requests: Option<Vec<LlRequest>> = items.iter().map(|it| chat_request(it, system, |m| backend.render_chat(m))).collect();
+    match requests {
+        Some(r) => Ok(Some(score_options(backend, &r, chunk, "mcq chat")?)),
+        None => Ok(None),
+    }
+}
+
+/// Answer every item generatively (after the study's system prompt, if any) and judge the
+/// replies strictly.
+pub fn score_generative(backend: &mut dyn Backend, items: &[McqItem], system: Option<&str>, max_new_tokens: usize, batch: usize) -> Result<Vec<GenOutcome>> {
     let bar = progress(items.len(), "mcq generate");
     let mut out = Vec::with_capacity(items.len());
     for part in items.chunks(batch.max(1) * 4) {
-        let prompts: Vec<Vec<ChatMessage>> = part.iter().map(generative_prompt).collect();
+        let prompts: Vec<Vec<ChatMessage>> = part.iter().map(|it| generative_prompt(it, system)).collect();
         for (item, g) in part.iter().zip(backend.chat(&prompts, max_new_tokens, batch)?) {
             let choice = extract_choice(&g.text, &item.options);
             let verdict = match choice {
@@ -318,139 +438,66 @@ pub fn score_generative(backend: &mut dyn Backend, items: &[McqItem], max_new_to
     Ok(out)
 }
 
-/// Accuracy of a mode overall and per group.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Breakdown {
-    /// All items.
-    pub overall: Accuracy,
-    /// Per category.
-    pub by_category: BTreeMap<String, Accuracy>,
-    /// Per difficulty.
-    pub by_difficulty: BTreeMap<String, Accuracy>,
-    /// `taught` (facts in the training pairs) and `control` items, when the file marks them.
-    pub by_control: BTreeMap<String, Accuracy>,
+/// Outcomes of a mode run on the items at `picked` (a subset), placed at those positions.
+fn placed<T>(n: usize, picked: Vec<usize>, outcomes: Vec<T>) -> Vec<Option<T>> {
+    let mut all: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    for (i, o) in picked.into_iter().zip(outcomes) {
+        all[i] = Some(o);
+    }
+    all
 }
 
-fn breakdown(results: &[ItemResult], outcome: impl Fn(&ItemResult) -> Option<bool>, seed: u64) -> Breakdown {
-    let mut groups: [BTreeMap<String, Vec<bool>>; 3] = Default::default();
-    let mut all = vec![];
-    for r in results {
-        let Some(ok) = outcome(r) else { continue };
-        all.push(ok);
-        let keys = [r.category.clone(), r.difficulty.clone(), r.control.map(|c| if c { "control" } else { "taught" }.to_string())];
-        for (g, k) in groups.iter_mut().zip(keys) {
-            if let Some(k) = k {
-                g.entry(k).or_default().push(ok);
-            }
+fn warn_no_template(backend: &dyn Backend, mode: &str) {
+    tracing::warn!("the {mode} multiple-choice mode needs the model's chat template, which {} does not expose; skipped", backend.describe());
+}
+
+/// Run the chosen modes over `items` and pair the outcomes with the items. `system` is the
+/// study's system prompt, used by every chat-format mode. The chat and circular modes need the
+/// backend's chat template; without one they are skipped with a warning.
+pub fn evaluate(backend: &mut dyn Backend, items: &[McqItem], modes: &McqModes, system: Option<&str>) -> Result<Vec<ItemResult>> {
+    let n = items.len();
+    let mut chat: Vec<Option<LlOutcome>> = vec![None; n];
+    if modes.chat {
+        match score_chat(backend, items, system, modes.chunk)? {
+            Some(v) => chat = v.into_iter().map(Some).collect(),
+            None => warn_no_template(backend, "chat"),
         }
     }
-    let acc = |m: &BTreeMap<String, Vec<bool>>| m.iter().map(|(k, v)| (k.clone(), accuracy(v, seed))).collect();
-    Breakdown { overall: accuracy(&all, seed), by_category: acc(&groups[0]), by_difficulty: acc(&groups[1]), by_control: acc(&groups[2]) }
-}
-
-/// The log-likelihood mode's summary.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LlReport {
-    /// `acc`.
-    pub acc: Breakdown,
-    /// `acc_norm`.
-    pub acc_norm: Breakdown,
-    /// How often each letter was chosen by `acc` (position bias).
-    pub chosen_letters: BTreeMap<String, usize>,
-}
-
-/// The generative mode's summary.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GenReport {
-    /// Items.
-    pub total: usize,
-    /// Correct replies.
-    pub correct: usize,
-    /// Wrong option chosen.
-    pub incorrect: usize,
-    /// No option could be extracted.
-    pub invalid: usize,
-    /// Correct / total (Invalid counts as wrong), with its breakdown.
-    pub accuracy: Breakdown,
-    /// Correct / (correct + incorrect): accuracy when the model does answer.
-    pub accuracy_when_valid: f64,
-    /// How often each letter was chosen, plus `invalid`.
-    pub chosen_letters: BTreeMap<String, usize>,
-}
-
-/// Both modes' summaries.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct McqReport {
-    /// Questions.
-    pub n: usize,
-    /// Log-likelihood mode, if run.
-    pub loglikelihood: Option<LlReport>,
-    /// Generative mode, if run.
-    pub generative: Option<GenReport>,
-    /// How often each letter is the right answer (a balanced benchmark has them equal).
-    pub answer_letters: BTreeMap<String, usize>,
-}
-
-fn letter(i: usize) -> String {
-    LETTERS.get(i).map_or_else(|| i.to_string(), char::to_string)
-}
-
-/// Summarize per-item results (bootstrap intervals seeded with `seed`).
-pub fn report(results: &[ItemResult], seed: u64) -> McqReport {
-    let mut answer_letters = BTreeMap::new();
-    for r in results {
-        *answer_letters.entry(letter(r.answer_index)).or_insert(0) += 1;
-    }
-    let loglikelihood = results.iter().any(|r| r.ll.is_some()).then(|| {
-        let mut chosen = BTreeMap::new();
-        for l in results.iter().filter_map(|r| r.ll.as_ref()) {
-            *chosen.entry(letter(l.pred)).or_insert(0) += 1;
-        }
-        LlReport { acc: breakdown(results, ItemResult::ll_correct, seed), acc_norm: breakdown(results, ItemResult::ll_norm_correct, seed), chosen_letters: chosen }
-    });
-    let generative = results.iter().any(|r| r.generative.is_some()).then(|| {
-        let gens: Vec<&GenOutcome> = results.iter().filter_map(|r| r.generative.as_ref()).collect();
-        let count = |v: Verdict| gens.iter().filter(|g| g.verdict == v).count();
-        let (correct, incorrect, invalid) = (count(Verdict::Correct), count(Verdict::Incorrect), count(Verdict::Invalid));
-        let mut chosen = BTreeMap::new();
-        for g in &gens {
-            *chosen.entry(g.choice.map_or_else(|| "invalid".to_string(), letter)).or_insert(0) += 1;
-        }
-        GenReport {
-            total: gens.len(),
-            correct,
-            incorrect,
-            invalid,
-            accuracy: breakdown(results, ItemResult::gen_correct, seed),
-            accuracy_when_valid: if correct + incorrect == 0 { 0.0 } else { correct as f64 / (correct + incorrect) as f64 },
-            chosen_letters: chosen,
-        }
-    });
-    McqReport { n: results.len(), loglikelihood, generative, answer_letters }
-}
-
-/// Run the chosen modes over `items` and pair the outcomes with the items.
-pub fn evaluate(backend: &mut dyn Backend, items: &[McqItem], modes: &McqModes) -> Result<Vec<ItemResult>> {
-    let ll = if modes.loglikelihood { Some(score_loglikelihood(backend, items, modes.chunk)?) } else { None };
-    let mut gen: Vec<Option<GenOutcome>> = vec![None; items.len()];
-    if modes.generative {
-        let picked = spread(items.len(), modes.generative_questions);
+    let ll: Vec<Option<LlOutcome>> = if modes.loglikelihood { score_loglikelihood(backend, items, modes.chunk)?.into_iter().map(Some).collect() } else { vec![None; n] };
+    let mut circ: Vec<Option<CircularOutcome>> = vec![None; n];
+    if modes.circular {
+        let picked = spread(n, modes.circular_questions);
         let subset: Vec<McqItem> = picked.iter().map(|&i| items[i].clone()).collect();
-        for (i, outcome) in picked.into_iter().zip(score_generative(backend, &subset, modes.max_new_tokens, modes.batch)?) {
-            gen[i] = Some(outcome);
+        match circular::score_circular(backend, &subset, system, modes.chunk)? {
+            Some(v) => circ = placed(n, picked, v),
+            None => warn_no_template(backend, "circular"),
         }
+    }
+    let mut gen: Vec<Option<GenOutcome>> = vec![None; n];
+    if modes.generative {
+        let picked = spread(n, modes.generative_questions);
+        let subset: Vec<McqItem> = picked.iter().map(|&i| items[i].clone()).collect();
+        let outcomes = score_generative(backend, &subset, system, modes.max_new_tokens, modes.batch)?;
+        gen = placed(n, picked, outcomes);
     }
     Ok(items
         .iter()
-        .enumerate()
-        .map(|(i, it)| ItemResult {
+        .zip(chat)
+        .zip(ll)
+        .zip(circ)
+        .zip(gen)
+        .map(|((((it, chat), ll), circular), generative)| ItemResult {
             id: it.id.clone(),
             answer_index: it.answer_index,
+            part: it.part.clone(),
+            fact_keys: it.fact_keys.clone(),
             category: it.category.clone(),
             difficulty: it.difficulty.clone(),
             control: it.control,
-            ll: ll.as_ref().map(|v| v[i].clone()),
-            generative: gen[i].take(),
+            chat,
+            ll,
+            circular,
+            generative,
         })
         .collect())
 }
@@ -464,15 +511,21 @@ pub fn spread(n: usize, k: usize) -> Vec<usize> {
     (0..k).map(|j| j * n / k).collect()
 }
 
-/// Which modes to run and how.
+/// Which modes to run and how. Every field has a default, so configs written before a mode
+/// existed still parse (and run it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct McqModes {
-    /// Score options by log-likelihood.
+    /// Score option texts as the start of the assistant's reply in the chat format (primary).
+    pub chat: bool,
+    /// Score options in the plain `Question:/Answer:` format of lm-evaluation-harness.
     pub loglikelihood: bool,
+    /// Score letters over every rotation of the options (CircularEval).
+    pub circular: bool,
     /// Generate and extract the answer.
     pub generative: bool,
-    /// Questions per log-likelihood call.
+    /// Questions per log-likelihood call (each question is one request in the chat and plain
+    /// modes, one per option in the circular mode).
     pub chunk: usize,
     /// Reply budget in generative mode.
     pub max_new_tokens: usize,
@@ -481,11 +534,14 @@ pub struct McqModes {
     /// Questions the generative mode answers, spread evenly over the benchmark (0 = all): it
     /// decodes a dozen tokens per question, so it costs several times the log-likelihood mode.
     pub generative_questions: usize,
+    /// Questions the circular mode scores, spread evenly (0 = all): it reads each question once
+    /// per option.
+    pub circular_questions: usize,
 }
 
 impl Default for McqModes {
     fn default() -> Self {
-        McqModes { loglikelihood: true, generative: true, chunk: 16, max_new_tokens: 12, batch: 8, generative_questions: 0 }
+        McqModes { chat: true, loglikelihood: true, circular: true, generative: true, chunk: 16, max_new_tokens: 12, batch: 8, generative_questions: 0, circular_questions: 0 }
     }
 }
 

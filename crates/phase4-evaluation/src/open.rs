@@ -1,9 +1,15 @@
 //! Open questions: the model answers the held-out test split in its own words, scored against
 //! the reference answers (exact match, token F1, BLEU, ROUGE, optionally an LLM judge), with
 //! perplexity and mean token accuracy of the reference answers under the model (teacher
-//! forcing, the numbers TRL's SFT trainer logs). And the hallucination probe: questions the
-//! sources cannot answer, where the right reply declines.
+//! forcing, the numbers TRL's SFT trainer logs). Replies that decline are counted too (the same
+//! phrase list as the probe below), overall and per `part` of the file (`recall`: new wordings
+//! of taught facts, `unseen`: facts kept out of training): a model that declines everything
+//! must not look safe, so over-refusal on answerable questions is reported beside the
+//! hallucination rate. And the hallucination probe: questions the sources cannot answer, where
+//! the right reply declines, reported per `kind` of question (future season, invented driver,
+//! ...).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use f1_core::ChatMessage;
@@ -12,7 +18,16 @@ use serde_json::Value;
 
 use crate::backend::{Backend, LlRequest};
 use crate::metrics::{exact_match, open_metrics, token_f1, OpenMetrics};
+use crate::mcq::{chat_turns, DEFAULT_PART};
 use crate::{Error, Result};
+
+fn default_part() -> String {
+    DEFAULT_PART.to_string()
+}
+
+fn unknown_kind() -> String {
+    "unknown".to_string()
+}
 
 /// One open question with its reference answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -25,6 +40,9 @@ pub struct OpenItem {
     pub reference: String,
     /// Category, if given.
     pub category: Option<String>,
+    /// The file's `part` (`recall`, `unseen`, ...), else `all`.
+    #[serde(default = "default_part")]
+    pub part: String,
 }
 
 /// Read open questions from chat (`messages`, last turn the assistant's), Alpaca
@@ -52,7 +70,7 @@ pub fn read_open(path: &Path) -> Result<Vec<OpenItem>> {
             return Err(err("expected `messages`, `instruction`+`output` or `question`+`answer`".into()));
         };
         let id = s("id").map_or_else(|| format!("line-{}", i + 1), str::to_string);
-        items.push(OpenItem { id, prompt, reference, category: s("category").map(str::to_string) });
+        items.push(OpenItem { id, prompt, reference, category: s("category").map(str::to_string), part: s("part").map_or_else(default_part, str::to_string) });
     }
     Ok(items)
 }
@@ -62,10 +80,16 @@ pub fn read_open(path: &Path) -> Result<Vec<OpenItem>> {
 pub struct OpenResult {
     /// Item id.
     pub id: String,
+    /// The item's part (`all` when the file has none).
+    #[serde(default = "default_part")]
+    pub part: String,
     /// The reference answer.
     pub reference: String,
     /// The model's answer (trimmed).
     pub prediction: String,
+    /// Whether the answer declines ([`declines`]); on an answerable question that is a miss.
+    #[serde(default)]
+    pub declined: bool,
     /// Normalised exact match.
     pub exact_match: bool,
     /// Token F1.
@@ -91,6 +115,38 @@ pub struct OpenReport {
     pub mean_token_accuracy: Option<f64>,
     /// The judge's summary, if a judge ran.
     pub judge: Option<crate::judge::JudgeSummary>,
+    /// Answers that declined although the question is answerable.
+    #[serde(default)]
+    pub declined: usize,
+    /// `declined / n` (over-refusal; 0 when there are no questions).
+    #[serde(default)]
+    pub declined_rate: f64,
+    /// Per `part` of the file (`all` when it has none).
+    #[serde(default)]
+    pub by_part: BTreeMap<String, OpenPart>,
+}
+
+/// One part of the open questions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenPart {
+    /// Questions.
+    pub n: usize,
+    /// Mean SQuAD token F1, 0..1.
+    pub token_f1: f64,
+    /// Mean SQuAD exact match, 0..1.
+    pub exact_match: f64,
+    /// Answers that declined.
+    pub declined: usize,
+    /// `declined / n`.
+    pub declined_rate: f64,
+}
+
+fn rate(k: usize, n: usize) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        k as f64 / n as f64
+    }
 }
 
 /// Answer and score the open questions. Reference answers are scored by log-likelihood only
@@ -121,6 +177,8 @@ pub fn evaluate_open(backend: &mut dyn Backend, items: &[OpenItem], max_new_toke
             let ll = scored.as_ref().map(|s| s[k][0]);
             OpenResult {
                 id: item.id.clone(),
+                part: item.part.clone(),
+                declined: declines(&prediction),
                 exact_match: exact_match(&prediction, &item.reference),
                 token_f1: token_f1(&prediction, &item.reference),
                 reference: item.reference.clone(),
@@ -147,7 +205,23 @@ pub fn open_report(results: &[OpenResult]) -> Result<OpenReport> {
     } else {
         (None, None)
     };
-    Ok(OpenReport { metrics, perplexity, mean_token_accuracy, judge: None })
+    let mut parts: BTreeMap<String, Vec<&OpenResult>> = BTreeMap::new();
+    for r in results {
+        parts.entry(r.part.clone()).or_default().push(r);
+    }
+    let by_part = parts
+        .into_iter()
+        .map(|(part, rs)| {
+            let n = rs.len();
+            let declined = rs.iter().filter(|r| r.declined).count();
+            let f1 = rs.iter().map(|r| r.token_f1).sum::<f64>() / n as f64;
+            let em = rs.iter().filter(|r| r.exact_match).count();
+            let open = OpenPart { n, token_f1: f1, exact_match: rate(em, n), declined, declined_rate: rate(declined, n) };
+            (part, open)
+        })
+        .collect();
+    let declined = results.iter().filter(|r| r.declined).count();
+    Ok(OpenReport { metrics, perplexity, mean_token_accuracy, judge: None, declined, declined_rate: rate(declined, results.len()), by_part })
 }
 
 /// Phrases that mark a reply as declining to answer (lowercase; matched anywhere).
@@ -171,10 +245,24 @@ pub struct HallucinationResult {
     pub id: String,
     /// The question.
     pub question: String,
+    /// The file's `kind` (`future_season`, `invented_driver`, ...), else `unknown`.
+    #[serde(default = "unknown_kind")]
+    pub kind: String,
     /// The reply.
     pub reply: String,
     /// Whether it declined (the right behaviour).
     pub declined: bool,
+}
+
+/// Hallucination counts of one kind of question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KindReport {
+    /// Questions.
+    pub n: usize,
+    /// Replies that declined.
+    pub declined: usize,
+    /// Share of replies that answered anyway.
+    pub hallucination_rate: f64,
 }
 
 /// Hallucination summary.
@@ -186,34 +274,53 @@ pub struct HallucinationReport {
     pub declined: usize,
     /// Share of replies that answered anyway (lower is better).
     pub hallucination_rate: f64,
+    /// Per `kind` of question (`unknown` when the file has none).
+    #[serde(default)]
+    pub by_kind: BTreeMap<String, KindReport>,
 }
 
-/// Ask the unanswerable questions (`{"id", "question"}` JSONL; the first `limit`, 0 = all).
-pub fn evaluate_unanswerable(backend: &mut dyn Backend, path: &Path, limit: usize, max_new_tokens: usize, batch: usize) -> Result<(HallucinationReport, Vec<HallucinationResult>)> {
+/// Summarize the probe's replies, overall and per kind.
+pub fn hallucination_report(results: &[HallucinationResult]) -> HallucinationReport {
+    fn count<'a>(rs: impl Iterator<Item = &'a HallucinationResult>) -> KindReport {
+        let (mut n, mut declined) = (0, 0);
+        for r in rs {
+            n += 1;
+            declined += usize::from(r.declined);
+        }
+        KindReport { n, declined, hallucination_rate: rate(n - declined, n) }
+    }
+    let kinds: std::collections::BTreeSet<&str> = results.iter().map(|r| r.kind.as_str()).collect();
+    let by_kind = kinds.into_iter().map(|k| (k.to_string(), count(results.iter().filter(|r| r.kind == k)))).collect();
+    let all = count(results.iter());
+    HallucinationReport { n: all.n, declined: all.declined, hallucination_rate: all.hallucination_rate, by_kind }
+}
+
+/// Ask the unanswerable questions (`{"id", "question", "kind", "why"}` JSONL, `kind` optional;
+/// the first `limit`, 0 = all) after the study's system prompt, if any.
+pub fn evaluate_unanswerable(backend: &mut dyn Backend, path: &Path, limit: usize, system: Option<&str>, max_new_tokens: usize, batch: usize) -> Result<(HallucinationReport, Vec<HallucinationResult>)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut qs = vec![];
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line).map_err(|e| Error::Data { path: path.to_path_buf(), line: i + 1, reason: format!("not valid JSON: {e}") })?;
         let q = v.get("question").and_then(Value::as_str).ok_or_else(|| Error::Data { path: path.to_path_buf(), line: i + 1, reason: "no `question` string".into() })?;
         let id = v.get("id").and_then(Value::as_str).map_or_else(|| format!("line-{}", i + 1), str::to_string);
-        qs.push((id, q.to_string()));
+        let kind = v.get("kind").and_then(Value::as_str).map_or_else(unknown_kind, str::to_string);
+        qs.push((id, q.to_string(), kind));
     }
     if limit > 0 {
         qs.truncate(limit);
     }
-    let prompts: Vec<Vec<ChatMessage>> = qs.iter().map(|(_, q)| vec![ChatMessage::user(q.clone())]).collect();
+    let prompts: Vec<Vec<ChatMessage>> = qs.iter().map(|(_, q, _)| chat_turns(q, system)).collect();
     let replies = backend.chat(&prompts, max_new_tokens, batch)?;
     let results: Vec<HallucinationResult> = qs
         .into_iter()
         .zip(replies)
-        .map(|((id, question), r)| {
+        .map(|((id, question, kind), r)| {
             let reply = r.text.trim().to_string();
-            HallucinationResult { declined: declines(&reply), id, question, reply }
+            HallucinationResult { declined: declines(&reply), id, question, kind, reply }
         })
         .collect();
-    let declined = results.iter().filter(|r| r.declined).count();
-    let n = results.len();
-    Ok((HallucinationReport { n, declined, hallucination_rate: if n == 0 { 0.0 } else { (n - declined) as f64 / n as f64 } }, results))
+    Ok((hallucination_report(&results), results))
 }
 
 #[cfg(test)]

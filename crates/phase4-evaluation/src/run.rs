@@ -1,7 +1,10 @@
-//! One complete evaluation of one model: the multiple-choice benchmark in both modes, the open
-//! questions, the hallucination probe and the latency probe, written to
-//! `<results_dir>/<variant>/` as `eval.json` (the stable summary, [`EvalReport`]) plus per-item
-//! JSONL files that paired comparisons and plots read.
+//! One complete evaluation of one model: the multiple-choice benchmark in every mode (chat,
+//! plain, circular, generative; reported per benchmark part), the open questions, the
+//! hallucination probe and the latency probe, written to `<results_dir>/<variant>/` as
+//! `eval.json` (the stable summary, [`EvalReport`], schema [`SCHEMA_VERSION`]) plus per-item
+//! JSONL files that paired comparisons and plots read. Every conversation built from a question
+//! starts with the study's system prompt, the format the model was trained in; the headline
+//! leads with the chat-format accuracy on the recall part (the taught facts).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,13 +16,15 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::Backend;
 use crate::config::EvalConfig;
-use crate::mcq::{self, ItemResult, McqReport};
+use crate::mcq::{self, ItemResult, McqReport, PartReport};
 use crate::open::{self, HallucinationReport, OpenReport};
 use crate::stats::{summarize, Summary};
 use crate::{Error, Result};
 
 /// Version of the `eval.json` layout; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 added the chat and circular modes, `mcq.by_part`, over-refusal and parts of the
+/// open questions, and hallucination per kind.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Where the benchmark came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,10 +159,11 @@ pub fn evaluate(backend: &mut dyn Backend, variant: &str, runtime: &str, cfg: &E
     }
     tracing::info!(variant, model = %backend.describe(), questions = items.len(), "multiple-choice benchmark");
     let t = Instant::now();
-    let results: Vec<ItemResult> = mcq::evaluate(backend, &items, &cfg.mcq)?;
+    let system = cfg.system_prompt.as_deref();
+    let results: Vec<ItemResult> = mcq::evaluate(backend, &items, &cfg.mcq, system)?;
     wall.insert("mcq".into(), t.elapsed().as_secs_f64());
     write_jsonl(&out.join("mcq_items.jsonl"), &results)?;
-    let mcq_report = mcq::report(&results, cfg.seed);
+    let mcq_report = mcq::report_resampled(&results, cfg.seed, cfg.bootstrap_resamples);
     log_mcq(variant, &mcq_report);
 
     let mut open_items = vec![];
@@ -175,7 +181,10 @@ pub fn evaluate(backend: &mut dyn Backend, variant: &str, runtime: &str, cfg: &E
             }
             wall.insert("open".into(), t.elapsed().as_secs_f64());
             write_jsonl(&out.join("open_items.jsonl"), &results)?;
-            tracing::info!(variant, em = report.metrics.exact_match, f1 = report.metrics.token_f1, bleu = report.metrics.bleu, rouge_l = report.metrics.rouge_l, ppl = ?report.perplexity, "open questions");
+            tracing::info!(variant, em = report.metrics.exact_match, f1 = report.metrics.token_f1, bleu = report.metrics.bleu, rouge_l = report.metrics.rouge_l, ppl = ?report.perplexity, declined_rate = report.declined_rate, "open questions");
+            for (part, p) in &report.by_part {
+                tracing::info!(variant, part = part.as_str(), n = p.n, f1 = p.token_f1, em = p.exact_match, declined_rate = p.declined_rate, "open questions by part");
+            }
             Some(report)
         }
         Some(p) => {
@@ -188,7 +197,7 @@ pub fn evaluate(backend: &mut dyn Backend, variant: &str, runtime: &str, cfg: &E
     let hallucination = match &cfg.unanswerable {
         Some(p) if p.exists() => {
             let t = Instant::now();
-            let (report, rows) = open::evaluate_unanswerable(backend, p, cfg.max_unanswerable, cfg.open_max_new_tokens, cfg.open_batch)?;
+            let (report, rows) = open::evaluate_unanswerable(backend, p, cfg.max_unanswerable, system, cfg.open_max_new_tokens, cfg.open_batch)?;
             wall.insert("hallucination".into(), t.elapsed().as_secs_f64());
             write_jsonl(&out.join("hallucination_items.jsonl"), &rows)?;
             tracing::info!(variant, rate = report.hallucination_rate, "hallucination probe");
@@ -201,7 +210,7 @@ pub fn evaluate(backend: &mut dyn Backend, variant: &str, runtime: &str, cfg: &E
     let latency = if cfg.latency_samples > 0 {
         let t = Instant::now();
         let prompts: Vec<(String, Vec<ChatMessage>)> = if open_items.is_empty() {
-            items.iter().map(|i| (i.id.clone(), mcq::generative_prompt(i))).collect()
+            items.iter().map(|i| (i.id.clone(), mcq::generative_prompt(i, system))).collect()
         } else {
             open_items.iter().map(|i| (i.id.clone(), i.prompt.clone())).collect()
         };
@@ -266,9 +275,33 @@ fn run_judge(cfg: crate::judge::JudgeConfig, items: &[open::OpenItem], results: 
     Ok(crate::judge::summarize(&verdicts))
 }
 
+/// Parts in headline order: `recall` (the taught facts), `control`, `reasoning`, then the rest.
+fn parts_in_order(r: &McqReport) -> Vec<(&str, &PartReport)> {
+    let rank = |p: &str| ["recall", "control", "reasoning"].iter().position(|&x| x == p).unwrap_or(3);
+    let mut parts: Vec<(&str, &PartReport)> = r.by_part.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    parts.sort_by_key(|(k, _)| rank(k));
+    parts
+}
+
 fn log_mcq(variant: &str, r: &McqReport) {
-    if let Some(l) = &r.loglikelihood {
-        tracing::info!(variant, acc = l.acc.overall.acc, acc_norm = l.acc_norm.overall.acc, stderr = l.acc.overall.stderr, "mcq log-likelihood");
+    for (part, p) in parts_in_order(r) {
+        let acc = |mode: &str| p.modes.get(mode).map(|a| a.acc);
+        let chat = p.modes.get("chat_acc");
+        tracing::info!(
+            variant,
+            part,
+            n = p.n,
+            clusters = p.clusters,
+            chat_acc = ?chat.map(|a| a.acc),
+            chat_ci95 = ?chat.map(|a| a.ci95),
+            plain_acc = ?acc("acc"),
+            circular = ?acc("circular"),
+            generative = ?acc("generative"),
+            "mcq part"
+        );
+    }
+    if let Some(c) = &r.circular {
+        tracing::info!(variant, acc = c.accuracy.overall.acc, per_prompt_acc = c.per_prompt_acc, letter_prior = ?c.letter_prior, "mcq circular");
     }
     if let Some(g) = &r.generative {
         tracing::info!(variant, correct = g.correct, incorrect = g.incorrect, invalid = g.invalid, acc = g.accuracy.overall.acc, "mcq generative");
@@ -295,15 +328,31 @@ pub fn evaluate_variant(study: &crate::config::Study, variant: &crate::Variant) 
     evaluate(&mut backend, &variant.name, &runtime, &study.eval, load_s)
 }
 
-/// One line per mode for the terminal.
+/// The terminal summary: per benchmark part (recall first), the chat-format accuracy with its
+/// cluster-bootstrap interval, then the plain, circular and generative columns.
 pub fn headline(r: &EvalReport) -> String {
     let mut s = format!("{}: {} questions", r.variant, r.benchmark.n);
-    if let Some(l) = &r.mcq.loglikelihood {
-        let a = &l.acc.overall;
-        s += &format!("; acc {:.1}% ± {:.1} (95% CI {:.1}-{:.1}), acc_norm {:.1}%", 100.0 * a.acc, 100.0 * a.stderr, 100.0 * a.ci95.0, 100.0 * a.ci95.1, 100.0 * l.acc_norm.overall.acc);
+    for (part, p) in parts_in_order(&r.mcq) {
+        s += &format!("; {part} ({} items, {} fact clusters):", p.n, p.clusters);
+        let mut cols = vec![];
+        if let Some(a) = p.modes.get("chat_acc") {
+            cols.push(format!(" chat acc {:.1}% (95% CI {:.1}-{:.1})", 100.0 * a.acc, 100.0 * a.ci95.0, 100.0 * a.ci95.1));
+        }
+        for (mode, label) in [("acc", "plain acc"), ("circular", "circular"), ("generative", "generative")] {
+            if let Some(a) = p.modes.get(mode) {
+                cols.push(format!(" {label} {:.1}%", 100.0 * a.acc));
+            }
+        }
+        s += &cols.join(",");
     }
     if let Some(g) = &r.mcq.generative {
-        s += &format!("; generative {} correct / {} incorrect / {} invalid ({:.1}%)", g.correct, g.incorrect, g.invalid, 100.0 * g.accuracy.overall.acc);
+        s += &format!("; generative {} correct / {} incorrect / {} invalid", g.correct, g.incorrect, g.invalid);
+    }
+    if let Some(o) = &r.open {
+        s += &format!("; open F1 {:.2}, declined {:.0}%", o.metrics.token_f1, 100.0 * o.declined_rate);
+    }
+    if let Some(h) = &r.hallucination {
+        s += &format!("; hallucination {:.0}%", 100.0 * h.hallucination_rate);
     }
     if let Some(l) = &r.latency {
         s += &format!("; latency median {:.0} ms", l.total_ms.median);

@@ -14,6 +14,11 @@
 //! "Fast and Accurate Computation of Binomial Probabilities", 2000), so that the exact McNemar test
 //! stays accurate for thousands of discordant pairs. `tests/stats.rs` checks all of it against
 //! numpy, scipy and statsmodels through `tests/fixtures/stats.json`.
+//!
+//! Benchmark items that rest on the same fact are not independent, so per-part intervals and
+//! paired comparisons also come as a cluster bootstrap: [`clusters`] joins items sharing a fact
+//! key into connected components, and [`cluster_bootstrap_ci`] / [`paired_cluster_bootstrap`]
+//! resample those components whole (Cameron & Miller 2015; Miller, arXiv:2411.00640).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -301,6 +306,164 @@ fn check_paired(a: &[bool], b: &[bool]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Clusters of items that rest on shared facts: items `i` and `j` fall in one cluster when their
+/// key lists share a key, directly or through a chain of other items (the connected components of
+/// the item-fact graph, by union-find with path halving). Returns one cluster id per item,
+/// numbered from 0 in order of first appearance; an item without keys is a cluster of its own.
+///
+/// Questions about the same fact are not independent draws (a model that knows the fact tends to
+/// get all of them right), so resampling them one by one understates the uncertainty; resampling
+/// whole clusters does not (Cameron & Miller, "A Practitioner's Guide to Cluster-Robust
+/// Inference", 2015; Miller, "Adding Error Bars to Evals", arXiv:2411.00640, section 2.2).
+pub fn clusters(keys: &[Vec<String>]) -> Vec<usize> {
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut parent: Vec<usize> = (0..keys.len()).collect();
+    let mut first_with: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, ks) in keys.iter().enumerate() {
+        for k in ks {
+            match first_with.get(k.as_str()) {
+                Some(&j) => {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    // The smaller index stays the root, so ids follow file order.
+                    parent[a.max(b)] = a.min(b);
+                }
+                None => {
+                    first_with.insert(k.as_str(), i);
+                }
+            }
+        }
+    }
+    let mut ids = std::collections::HashMap::new();
+    (0..keys.len())
+        .map(|i| {
+            let r = root(&mut parent, i);
+            let next = ids.len();
+            *ids.entry(r).or_insert(next)
+        })
+        .collect()
+}
+
+/// Per-cluster sums of `values` and cluster sizes, for cluster ids as [`clusters`] numbers them.
+fn cluster_totals<T: Copy + std::ops::AddAssign + Default>(values: &[T], cluster: &[usize]) -> Result<(Vec<T>, Vec<usize>)> {
+    if values.len() != cluster.len() {
+        return Err(Error::Invalid(format!("{} values but {} cluster ids: give every item its cluster", values.len(), cluster.len())));
+    }
+    let g = cluster.iter().map(|&c| c + 1).max().unwrap_or(0);
+    let (mut sums, mut sizes) = (vec![T::default(); g], vec![0usize; g]);
+    for (&v, &c) in values.iter().zip(cluster) {
+        sums[c] += v;
+        sizes[c] += 1;
+    }
+    // Ids that no item carries would be empty clusters; drop them so every draw holds items.
+    let kept: Vec<(T, usize)> = sums.into_iter().zip(sizes).filter(|(_, n)| *n > 0).collect();
+    Ok(kept.into_iter().unzip())
+}
+
+/// `resamples` cluster-bootstrap draws: each picks as many clusters as there are, with
+/// replacement, and returns the summed values and the number of items drawn.
+fn draw_clusters<T: Copy + std::ops::AddAssign + Default>(sums: &[T], sizes: &[usize], resamples: usize, seed: u64) -> Vec<(T, usize)> {
+    let g = sums.len();
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..resamples)
+        .map(|_| {
+            let (mut s, mut n) = (T::default(), 0);
+            for _ in 0..g {
+                let c = rng.random_range(0..g);
+                s += sums[c];
+                n += sizes[c];
+            }
+            (s, n)
+        })
+        .collect()
+}
+
+/// Cluster (block) bootstrap interval for the mean of `values`, where `cluster[i]` is item `i`'s
+/// cluster id ([`clusters`]): each of `resamples` rounds draws whole clusters with replacement
+/// (as many as there are) from a `StdRng` seeded with `seed`, and the statistic is the mean over
+/// the items drawn (the ratio estimator, as clusters differ in size). The interval is the
+/// percentile interval at confidence `level`. With every item its own cluster this is exactly
+/// [`bootstrap_ci`] (same draws, same sums). Empty `values` give `(0, 0)`, zero resamples the
+/// degenerate interval at the mean; lengths that differ are an [`Error::Invalid`].
+pub fn cluster_bootstrap_ci(values: &[f64], cluster: &[usize], resamples: usize, seed: u64, level: f64) -> Result<(f64, f64)> {
+    let (sums, sizes) = cluster_totals(values, cluster)?;
+    if values.is_empty() {
+        return Ok((0.0, 0.0));
+    }
+    if resamples == 0 {
+        let m = mean(values);
+        return Ok((m, m));
+    }
+    let mut means: Vec<f64> = draw_clusters(&sums, &sizes, resamples, seed).into_iter().map(|(s, n)| s / n as f64).collect();
+    means.sort_by(f64::total_cmp);
+    let tail = (1.0 - level.clamp(0.0, 1.0)) / 2.0 * 100.0;
+    Ok((percentile_sorted(&means, tail), percentile_sorted(&means, 100.0 - tail)))
+}
+
+/// [`accuracy`] whose 95% interval is the [`cluster_bootstrap_ci`] over `cluster` with
+/// `resamples` draws; `stderr` stays lm-evaluation-harness's item-level figure, comparable with
+/// other reports (the interval is the honest one when items share facts).
+pub fn cluster_accuracy(outcomes: &[bool], cluster: &[usize], resamples: usize, seed: u64) -> Result<Accuracy> {
+    let values: Vec<f64> = outcomes.iter().map(|&c| if c { 1.0 } else { 0.0 }).collect();
+    let ci95 = cluster_bootstrap_ci(&values, cluster, resamples, seed, 0.95)?;
+    Ok(Accuracy { ci95, ..accuracy(outcomes, seed) })
+}
+
+/// Paired cluster bootstrap of two variants on the same items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterBootstrap {
+    /// `mean(b) - mean(a)`: positive when B is more accurate.
+    pub diff: f64,
+    /// 95% percentile interval of the resampled differences.
+    pub ci95: (f64, f64),
+    /// Share of resampled differences at or below zero (a one-sided bootstrap p-value for
+    /// "B is better").
+    pub share_at_or_below_zero: f64,
+    /// Two-sided bootstrap p-value, as [`paired_bootstrap`] defines it.
+    pub p_value: f64,
+    /// Clusters resampled.
+    pub clusters: usize,
+    /// Resamples drawn.
+    pub resamples: usize,
+}
+
+/// Paired bootstrap of `mean(b) - mean(a)` that resamples whole clusters (`cluster[i]` is item
+/// `i`'s id from [`clusters`]) instead of items, keeping both variants' outcomes on a drawn
+/// cluster together; otherwise as [`paired_bootstrap`] (percentile interval, two-sided p). With
+/// every item its own cluster it draws exactly what [`paired_bootstrap`] draws. Empty inputs give
+/// diff 0, interval (0, 0), share 1 and p = 1; lengths that differ or zero resamples are an
+/// [`Error::Invalid`].
+pub fn paired_cluster_bootstrap(a: &[bool], b: &[bool], cluster: &[usize], resamples: usize, seed: u64) -> Result<ClusterBootstrap> {
+    check_paired(a, b)?;
+    if resamples == 0 {
+        return Err(Error::Invalid("paired cluster bootstrap needs at least one resample".into()));
+    }
+    let item_diff: Vec<i64> = a.iter().zip(b).map(|(&x, &y)| i64::from(y) - i64::from(x)).collect();
+    let (sums, sizes) = cluster_totals(&item_diff, cluster)?;
+    if a.is_empty() {
+        return Ok(ClusterBootstrap { diff: 0.0, ci95: (0.0, 0.0), share_at_or_below_zero: 1.0, p_value: 1.0, clusters: 0, resamples });
+    }
+    let draws = draw_clusters(&sums, &sizes, resamples, seed);
+    // Sums stay integers, so "<= 0" is exact.
+    let at_or_below = draws.iter().filter(|(s, _)| *s <= 0).count();
+    let at_or_above = draws.iter().filter(|(s, _)| *s >= 0).count();
+    let mut diffs: Vec<f64> = draws.iter().map(|&(s, n)| s as f64 / n as f64).collect();
+    diffs.sort_by(f64::total_cmp);
+    Ok(ClusterBootstrap {
+        diff: item_diff.iter().sum::<i64>() as f64 / a.len() as f64,
+        ci95: (percentile_sorted(&diffs, 2.5), percentile_sorted(&diffs, 97.5)),
+        share_at_or_below_zero: at_or_below as f64 / resamples as f64,
+        p_value: (2.0 * at_or_below.min(at_or_above) as f64 / resamples as f64).min(1.0),
+        clusters: sums.len(),
+        resamples,
+    })
 }
 
 /// Wilson score interval for `k` successes out of `n` at normal quantile `z` (1.959963984540054

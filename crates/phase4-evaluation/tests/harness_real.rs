@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use f1_core::{load_model, ModelOptions};
 use phase4_evaluation::config::EvalConfig;
 use phase4_evaluation::mcq::{ItemResult, McqModes, Verdict};
-use phase4_evaluation::{compare, run, LocalBackend};
+use phase4_evaluation::{compare, run, Backend as _, LocalBackend};
 
 fn model_path() -> PathBuf {
     let p = PathBuf::from(std::env::var_os("F1_MODEL_GGUF").expect("F1_MODEL_GGUF is not set: run these tests with `cargo xtask test`"));
@@ -105,11 +105,29 @@ fn the_harness_scores_a_real_model_end_to_end() {
     // A generative subset: every question scored by log-likelihood, two spread ones generated.
     let six = phase4_evaluation::mcq::read_mcq(&cfg.benchmark).expect("benchmark");
     let modes = McqModes { generative_questions: 2, max_new_tokens: 4, ..cfg.mcq.clone() };
-    let part = phase4_evaluation::mcq::evaluate(&mut backend, &six, &modes).expect("subset");
+    let part = phase4_evaluation::mcq::evaluate(&mut backend, &six, &modes, None).expect("subset");
     assert_eq!(part.iter().filter(|r| r.ll.is_some()).count(), 6);
     let generated: Vec<usize> = part.iter().enumerate().filter(|(_, r)| r.generative.is_some()).map(|(i, _)| i).collect();
     assert_eq!(generated, vec![0, 3]);
     assert_eq!(phase4_evaluation::mcq::report(&part, 1).generative.map(|g| g.total), Some(2));
+
+    // The chat and circular modes ran (the model has a chat template); the letter prior is a
+    // distribution over the four letters, and every position was scored on every item.
+    let chat = report.mcq.chat.as_ref().expect("chat mode ran");
+    assert!(chat.acc.overall.acc >= 3.0 / 6.0, "chat acc {} on easy questions", chat.acc.overall.acc);
+    let circ = report.mcq.circular.as_ref().expect("circular mode ran");
+    assert_eq!(circ.by_position.values().map(|a| a.n).collect::<Vec<_>>(), vec![6; 4]);
+    assert!((circ.letter_prior.values().sum::<f64>() - 1.0).abs() < 1e-9, "{:?}", circ.letter_prior);
+    assert_eq!(report.mcq.by_part.get("all").map(|p| (p.n, p.clusters)), Some((6, 6)));
+    // The tokenization boundary of the circular prompt: the context after the opened assistant
+    // turn is kept whole and every letter is exactly one token after it.
+    let reqs = phase4_evaluation::circular::circular_requests(&six[0], Some("You are a Formula 1 expert."), |m| backend.render_chat(m)).expect("chat template");
+    let tok = &backend.loaded.tokenizer;
+    for r in &reqs {
+        let g = phase4_evaluation::backend::encode_request(tok, r).expect("encode");
+        assert_eq!(g.context, f1_core::generate::encode_prompt(tok, &r.context).expect("context"), "context shrank at the boundary");
+        assert!(g.continuations.iter().all(|c| c.len() == 1), "a letter is not one token: {:?}", g.continuations);
+    }
 
     // A corrupt eval.json is an error that names the file.
     std::fs::write(cfg.results_dir.join("baseline/eval.json"), "{ not json").expect("write");

@@ -45,10 +45,14 @@ fn items(ll: usize, gen_ok: usize, invalid: usize) -> Vec<ItemResult> {
             ItemResult {
                 id: format!("q{i}"),
                 answer_index: answer,
+                part: mcq::DEFAULT_PART.into(),
+                fact_keys: vec![],
                 category: Some(if i % 2 == 0 { "results" } else { "circuits" }.into()),
                 difficulty: Some("easy".into()),
                 control: Some(i % 5 == 0),
+                chat: None,
                 ll: Some(LlOutcome { logprobs: vec![-1.0, -2.0, -3.0, -4.0], pred, pred_norm: pred }),
+                circular: None,
                 generative: Some(GenOutcome { reply: choice.map_or("I am not sure".into(), |c| ["A", "B", "C", "D"][c].to_string()), choice, verdict }),
             }
         })
@@ -73,8 +77,8 @@ fn write_variant(results: &Path, name: &str, items: &[ItemResult], lat: &[Latenc
         runtime: "Cpu Float".into(),
         benchmark: DatasetRef { path: "data/curated/benchmark.jsonl".into(), sha256: "0f".repeat(32), n: items.len() },
         mcq: mcq::report(items, SEED),
-        open: Some(OpenReport { metrics, perplexity: Some(12.5), mean_token_accuracy: Some(0.4), judge: None }),
-        hallucination: Some(HallucinationReport { n: 10, declined: 10 - hallucinated, hallucination_rate: hallucinated as f64 / 10.0 }),
+        open: Some(OpenReport { metrics, perplexity: Some(12.5), mean_token_accuracy: Some(0.4), judge: None, declined: 0, declined_rate: 0.0, by_part: BTreeMap::new() }),
+        hallucination: Some(HallucinationReport { n: 10, declined: 10 - hallucinated, hallucination_rate: hallucinated as f64 / 10.0, by_kind: BTreeMap::new() }),
         latency: Some(LatencyReport { ttft_ms: col(|s| s.ttft_ms), total_ms: col(|s| s.total_ms), output_tokens_per_s: col(|s| s.completion_tokens as f64 / (s.total_ms / 1000.0)) }),
         resources: Resources { peak_rss_mib: Some(812.0), cuda_peak_mib: None, wall_s: BTreeMap::from([("mcq".to_string(), 3.5)]) },
         finished_at: 1_700_000_000,

@@ -169,7 +169,7 @@ impl Default for CurationConfig {
         CurationConfig {
             years: [2000, 2024],
             pairs: 300,
-            benchmark: 600,
+            benchmark: 500,
             benchmark_mix: Mix::default(),
             renderings: 5,
             probe: 60,

@@ -194,6 +194,7 @@ fn our_case(case: Case, p: &Prepared, s: &Settings, work_dir: &Path) -> Result<O
                     max_train_examples: None,
                     max_eval_examples: Some(1),
                     packing: false,
+                    ..Default::default()
                 },
                 lora: s.lora.clone(),
                 train: TrainSection {

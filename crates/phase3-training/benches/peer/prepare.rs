@@ -87,6 +87,8 @@ fn mcq_items(n: usize) -> Vec<McqItem> {
                 category: None,
                 difficulty: None,
                 control: None,
+                part: phase4_evaluation::mcq::DEFAULT_PART.to_string(),
+                fact_keys: Vec::new(),
             }
         })
         .collect()

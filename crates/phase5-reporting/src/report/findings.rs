@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn sentences_follow_the_test() {
-        let c = Comparison { a: "baseline".into(), b: "lora".into(), modes: vec![] };
+        let c = Comparison { schema_version: phase4_evaluation::compare::COMPARISON_SCHEMA_VERSION, a: "baseline".into(), b: "lora".into(), modes: vec![], by_part: Default::default() };
         let s = significance_sentence(&c, &mode(0.062, 0.0004));
         assert!(s.starts_with("LoRA beat the baseline by +6.2 points (95% CI +3.2 to +9.2), McNemar p = 0.0004: significant at 5%."), "{s}");
         let s = significance_sentence(&c, &mode(0.01, 0.4));
