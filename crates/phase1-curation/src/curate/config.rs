@@ -185,7 +185,7 @@ impl Default for CurationConfig {
             import: None,
             profiles: BTreeMap::from([(
                 "quick".to_owned(),
-                Profile { pairs: Some(40), benchmark: Some(40), probe: Some(8), open_recall: Some(4), unanswerable: Some(10), ..Profile::default() },
+                Profile { pairs: Some(120), benchmark: Some(40), probe: Some(8), open_recall: Some(4), unanswerable: Some(10), ..Profile::default() },
             )]),
         }
     }
@@ -271,7 +271,7 @@ mod tests {
     #[test]
     fn quick_profile_overrides_sizes_only() {
         let c = CurationConfig::default().with_profile("quick").expect("quick exists");
-        assert_eq!((c.pairs, c.benchmark, c.years, c.probe), (40, 40, [2000, 2024], 8));
+        assert_eq!((c.pairs, c.benchmark, c.years, c.probe), (120, 40, [2000, 2024], 8));
         assert_eq!(c.benchmark_mix.sizes(c.benchmark), (24, 8, 8));
         assert!(CurationConfig::default().with_profile("nope").is_err());
     }
