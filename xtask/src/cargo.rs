@@ -166,32 +166,13 @@ pub fn run_all(paths: &Paths, opts: &RunAll) -> Result<()> {
         println!("[{}/{total}] {phase}: ok ({secs:.1} s, {:.1} s elapsed)", i + 1, started.elapsed().as_secs_f64());
     }
     println!("run-all: done in {:.1} s\n", started.elapsed().as_secs_f64());
-    print!("{}", headline_table(&layout));
+    print!("{}", crate::headline::table(&layout));
     let report = layout.results.join("reports").join("report.html");
     if report.is_file() {
         println!("report: {}", paths.show(&report));
     }
     println!("manifest: {}", paths.show(&paths.study_root.join("results").join("manifest.json")));
     Ok(())
-}
-
-/// The study's headline numbers, read from each variant's `eval.json` and training summary.
-fn headline_table(layout: &crate::manifest::StudyLayout) -> String {
-    let read = |p: PathBuf| std::fs::read_to_string(p).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
-    let pct = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{:.1}", 100.0 * x));
-    let mut out = format!("{:<10} {:>22} {:>30} {:>12} {:>10}\n", "variant", "loglik acc % [95% CI]", "generative C/I/Inv (acc %)", "median ms", "train s");
-    let variants = std::iter::once(("baseline".to_string(), PathBuf::new())).chain(layout.variants.iter().cloned());
-    for (name, trained) in variants {
-        let Some(e) = read(layout.results.join(&name).join("eval.json")) else { continue };
-        let ll = &e["mcq"]["loglikelihood"]["acc"]["overall"];
-        let g = &e["mcq"]["generative"];
-        let ll_s = if ll.is_null() { "-".into() } else { format!("{} [{}-{}]", pct(&ll["acc"]), pct(&ll["ci95"][0]), pct(&ll["ci95"][1])) };
-        let g_s = if g.is_null() { "-".into() } else { format!("{}/{}/{} ({})", g["correct"], g["incorrect"], g["invalid"], pct(&g["accuracy"]["overall"]["acc"])) };
-        let lat = e["latency"]["total_ms"]["median"].as_f64().map_or("-".into(), |m| format!("{m:.0}"));
-        let train = trained.parent().and_then(|d| read(d.join("summary.json"))).and_then(|s| s["train_seconds"].as_f64()).map_or("-".into(), |t| format!("{t:.0}"));
-        out += &format!("{name:<10} {ll_s:>22} {g_s:>30} {lat:>12} {train:>10}\n");
-    }
-    out
 }
 
 /// The side-by-side comparison with Hugging Face (issue #8), the one `--quick` runs.

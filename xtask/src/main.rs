@@ -7,6 +7,7 @@
 mod cargo;
 mod doctor;
 mod e2e;
+mod headline;
 mod manifest;
 mod model;
 mod setup;

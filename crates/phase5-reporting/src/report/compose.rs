@@ -2,7 +2,8 @@
 //! Nothing here is written ahead of time: each sentence is chosen by the numbers it states
 //! (a loss that fell or rose, a test that is or is not significant), and every number is read
 //! from a phase's output. The plots are returned as [`Plot`]s for the caller to draw; their
-//! [`Figure`] blocks are filled with the SVG afterwards.
+//! [`Figure`] blocks are filled with the SVG afterwards. The lead section, what fine-tuning
+//! taught per benchmark part, is composed in [`super::taught`].
 
 use std::collections::BTreeSet;
 
@@ -15,6 +16,7 @@ use super::doc::{b, c, t, Block, Document, Figure, Span, Table};
 use super::findings::{self, breakdown, mode_label, mode_short, significance_sentence, GroupGain, Verdict};
 use super::format::{self as f, display, display_cap, pct, pct_ci, pts, NONE};
 use super::inputs::{Inputs, VariantData};
+use super::taught;
 use super::training::{observe, Observations, TrainingRun, FLAT_REL, OVERFIT_REL};
 
 /// The document and the plots it shows (stem, plot), in order.
@@ -25,8 +27,12 @@ pub struct Composed {
     pub plots: Vec<(String, Plot)>,
 }
 
-/// Modes shown side by side in the accuracy plot and the category plots.
-const MODES: [&str; 2] = ["acc", "generative"];
+/// Modes shown side by side in the accuracy plot (those that ran): the chat format first, the
+/// primary column.
+const MODES: [&str; 4] = ["chat_acc", "acc", "circular", "generative"];
+
+/// Modes with a per-category plot.
+const CATEGORY_MODES: [&str; 3] = ["chat_acc", "acc", "generative"];
 
 /// A training run and, when it was evaluated, its variant.
 fn run_for<'a>(v: &VariantData, runs: &'a [TrainingRun]) -> Option<&'a TrainingRun> {
@@ -40,11 +46,11 @@ fn variant_for<'a>(run: &TrainingRun, variants: &'a [VariantData]) -> Option<&'a
     variants.iter().find(|v| run_for(v, std::slice::from_ref(run)).is_some())
 }
 
-fn variant_color(inputs: &Inputs, name: &str) -> plotters::style::RGBColor {
+pub(super) fn variant_color(inputs: &Inputs, name: &str) -> plotters::style::RGBColor {
     inputs.variants.iter().position(|v| v.name == name).map_or(PALETTE[0], color)
 }
 
-fn run_color(inputs: &Inputs, i: usize, run: &TrainingRun) -> plotters::style::RGBColor {
+pub(super) fn run_color(inputs: &Inputs, i: usize, run: &TrainingRun) -> plotters::style::RGBColor {
     match variant_for(run, &inputs.variants) {
         Some(v) => variant_color(inputs, &v.name),
         // Unevaluated runs (sweeps) take colors after the variants'.
@@ -52,7 +58,7 @@ fn run_color(inputs: &Inputs, i: usize, run: &TrainingRun) -> plotters::style::R
     }
 }
 
-fn figure(doc: &mut Document, plots: &mut Vec<(String, Plot)>, stem: &str, plot: Plot, caption: String) {
+pub(super) fn figure(doc: &mut Document, plots: &mut Vec<(String, Plot)>, stem: &str, plot: Plot, caption: String) {
     doc.blocks.push(Block::Figure(Figure { stem: stem.into(), svg: String::new(), caption, png: false }));
     plots.push((stem.into(), plot));
 }
@@ -66,10 +72,12 @@ pub fn compose(inputs: &Inputs) -> Composed {
     let gains = baseline.map(|b| findings::hypothesis(b, &inputs.variants)).unwrap_or_default();
 
     overview(&mut doc, inputs, &evaluated);
+    taught::section(&mut doc, &mut plots, inputs, &evaluated);
     hypothesis_section(&mut doc, inputs, &gains);
     results_section(&mut doc, &mut plots, inputs, &evaluated);
     significance_section(&mut doc, inputs);
     category_section(&mut doc, &mut plots, inputs, &evaluated);
+    circular_section(&mut doc, &evaluated);
     latency_section(&mut doc, &mut plots, inputs, &evaluated);
     training_section(&mut doc, &mut plots, inputs);
     experiment_log(&mut doc, inputs, &gains);
@@ -168,7 +176,7 @@ fn method_cell(v: &VariantData, run: Option<&TrainingRun>, eval: Option<&EvalRep
 
 fn results_section(doc: &mut Document, plots: &mut Vec<(String, Plot)>, inputs: &Inputs, evaluated: &[&VariantData]) {
     doc.h(2, "Results");
-    doc.text("One row per variant. Accuracy intervals are 95% percentile-bootstrap intervals over questions; generative accuracy counts Invalid replies (no extractable option) as wrong. Training columns come from phase 3's summary of the run behind the variant.");
+    doc.text("One row per variant over the whole benchmark. Accuracy intervals are 95% percentile-bootstrap intervals over questions; generative accuracy counts Invalid replies (no extractable option) as wrong; chat acc scores the option text as the start of the assistant's reply (the primary mode), plain acc lm-evaluation-harness's Question/Answer format. Training columns come from phase 3's summary of the run behind the variant.");
     let mut table = Table::numeric(&[
         "variant",
         "method / precision",
@@ -181,8 +189,9 @@ fn results_section(doc: &mut Document, plots: &mut Vec<(String, Plot)>, inputs: 
         "correct",
         "incorrect",
         "invalid",
-        "accuracy (95% CI)",
-        "acc loglik (95% CI)",
+        "generative accuracy (95% CI)",
+        "chat acc (95% CI)",
+        "plain acc (95% CI)",
         "BLEU",
         "ROUGE-L",
         "judge mean (1-5)",
@@ -213,6 +222,7 @@ fn results_section(doc: &mut Document, plots: &mut Vec<(String, Plot)>, inputs: 
                     f::opt(g.map(|g| g.incorrect), |x| x.to_string()),
                     f::opt(g.map(|g| g.invalid), |x| x.to_string()),
                     acc_cell(e, "generative"),
+                    acc_cell(e, "chat_acc"),
                     acc_cell(e, "acc"),
                     f::opt(e.open.as_ref().map(|o| o.metrics.bleu), |x| format!("{x:.2}")),
                     f::opt(e.open.as_ref().map(|o| o.metrics.rouge_l), |x| format!("{x:.3}")),
@@ -221,7 +231,7 @@ fn results_section(doc: &mut Document, plots: &mut Vec<(String, Plot)>, inputs: 
                     f::opt(e.latency.as_ref(), |l| format!("{} / {} / {}", f::ms(l.total_ms.median), f::ms(l.total_ms.mean), f::ms(l.total_ms.p90))),
                 ]);
             }
-            None => row.extend(std::iter::once("eval.json missing".to_string()).chain(std::iter::repeat_n(NONE.to_string(), 10))),
+            None => row.extend(std::iter::once("eval.json missing".to_string()).chain(std::iter::repeat_n(NONE.to_string(), 11))),
         }
         table.row(row);
     }
@@ -240,7 +250,7 @@ fn results_section(doc: &mut Document, plots: &mut Vec<(String, Plot)>, inputs: 
             })
             .collect();
         let groups = with_mcq.iter().map(|v| v.name.clone()).collect();
-        figure(doc, plots, "mcq_accuracy", Plot::Bars { title: "MCQ accuracy per variant (95% bootstrap CI)".into(), y_desc: "accuracy".into(), groups, series, percent: true }, "MCQ accuracy per variant: log-likelihood acc and generative accuracy, with 95% bootstrap intervals as error bars.".into());
+        figure(doc, plots, "mcq_accuracy", Plot::Bars { title: "MCQ accuracy per variant (95% bootstrap CI)".into(), y_desc: "accuracy".into(), groups, series, percent: true }, "MCQ accuracy per variant in every mode that ran (chat-format and plain-format answer text, circular and generative letters), with 95% bootstrap intervals as error bars.".into());
     }
     let with_gen: Vec<(&str, [usize; 3])> = evaluated.iter().filter_map(|v| v.eval.as_ref().and_then(|e| e.mcq.generative.as_ref()).map(|g| (v.name.as_str(), [g.correct, g.incorrect, g.invalid]))).collect();
     if !with_gen.is_empty() {
@@ -272,7 +282,7 @@ fn significance_section(doc: &mut Document, inputs: &Inputs) {
 
 fn category_section(doc: &mut Document, plots: &mut Vec<(String, Plot)>, inputs: &Inputs, evaluated: &[&VariantData]) {
     let mut any = false;
-    for mode in MODES {
+    for mode in CATEGORY_MODES {
         let cats: BTreeSet<String> = evaluated.iter().filter_map(|v| v.eval.as_ref().and_then(|e| breakdown(e, mode))).flat_map(|b| b.by_category.keys().cloned()).collect();
         if cats.is_empty() {
             continue;
@@ -302,6 +312,28 @@ fn category_section(doc: &mut Document, plots: &mut Vec<(String, Plot)>, inputs:
         figure(doc, plots, &format!("category_accuracy_{mode}"), Plot::Bars { title: format!("{} per category", mode_short(mode)), y_desc: "accuracy".into(), groups: cats.clone(), series, percent: true }, format!("{} per benchmark category and variant, with 95% bootstrap intervals.", mode_label(mode)));
         doc.table(table);
     }
+}
+
+/// Per-position accuracy and the estimated letter prior of the circular mode, per variant.
+fn circular_section(doc: &mut Document, evaluated: &[&VariantData]) {
+    let with: Vec<(&str, &phase4_evaluation::circular::CircularReport)> = evaluated.iter().filter_map(|v| v.eval.as_ref()?.mcq.circular.as_ref().map(|c| (v.name.as_str(), c))).collect();
+    if with.is_empty() {
+        return;
+    }
+    doc.h(2, "Letters and position bias (circular)");
+    doc.text("Each question asked once per rotation of its options, so the right answer sits under every letter once; a question counts only when every rotation is right. Right at X is the accuracy of the rotations with the answer under letter X (equal values mean no position bias); prior X is the model's mean probability of letter X over all rotated prompts (uniform means no preference for a letter).");
+    let letters: Vec<String> = with.iter().flat_map(|(_, c)| c.by_position.keys().chain(c.letter_prior.keys()).cloned()).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut header = vec!["variant".to_string(), "circular acc (95% CI)".into(), "per-prompt acc".into()];
+    header.extend(letters.iter().map(|l| format!("right at {l}")));
+    header.extend(letters.iter().map(|l| format!("prior {l}")));
+    let mut table = Table::numeric(&header.iter().map(String::as_str).collect::<Vec<_>>());
+    for (name, c) in with {
+        let mut row = vec![name.to_string(), pct_ci(c.accuracy.overall.acc, c.accuracy.overall.ci95), pct(c.per_prompt_acc)];
+        row.extend(letters.iter().map(|l| c.by_position.get(l).map_or_else(|| NONE.into(), |a| pct(a.acc))));
+        row.extend(letters.iter().map(|l| c.letter_prior.get(l).map_or_else(|| NONE.into(), |p| pct(*p))));
+        table.row(row);
+    }
+    doc.table(table);
 }
 
 fn latency_section(doc: &mut Document, plots: &mut Vec<(String, Plot)>, inputs: &Inputs, evaluated: &[&VariantData]) {
@@ -369,6 +401,7 @@ fn training_section(doc: &mut Document, plots: &mut Vec<(String, Plot)>, inputs:
         }
         figure(doc, plots, "loss", Plot::Lines { title: "Training and validation loss per step".into(), x_desc: "optimizer step".into(), y_desc: "loss (mean token cross-entropy)".into(), series, x_ticks: None }, "Training loss per optimizer step (thin lines) and validation loss at each evaluation (thick lines with dots), per run. A red cross marks a non-finite loss.".into());
     }
+    taught::probe(doc, plots, inputs);
     rank_sweep(doc, plots, inputs);
 }
 
@@ -393,7 +426,7 @@ fn rank_sweep(doc: &mut Document, plots: &mut Vec<(String, Plot)>, inputs: &Inpu
     }
     let ticks = ranks.iter().map(|r| (x(*r), format!("r={r}"))).collect();
     figure(doc, plots, "rank_sweep", Plot::Lines { title: "LoRA rank sweep: final losses per rank".into(), x_desc: "LoRA rank".into(), y_desc: "loss".into(), series, x_ticks: Some(ticks) }, "Final training and validation loss of each run of the rank sweep.".into());
-    let mut table = Table::numeric(&["run", "rank", "trainable params", "final train loss", "final val loss", "best val loss", "acc loglik", "generative accuracy"]);
+    let mut table = Table::numeric(&["run", "rank", "trainable params", "final train loss", "final val loss", "best val loss", "chat acc", "plain acc", "generative accuracy"]);
     let mut sorted = swept.clone();
     sorted.sort_by_key(|(b, r, _)| (b.clone(), *r));
     for (_, rank, run) in sorted {
@@ -405,6 +438,7 @@ fn rank_sweep(doc: &mut Document, plots: &mut Vec<(String, Plot)>, inputs: &Inpu
             f::opt(run.final_train_loss(), f::loss),
             f::opt(run.final_val_loss(), f::loss),
             f::opt(observe(run).val_best.map(|v| v.0), f::loss),
+            eval.map_or_else(|| "not evaluated".into(), |e| acc_cell(e, "chat_acc")),
             eval.map_or_else(|| "not evaluated".into(), |e| acc_cell(e, "acc")),
             eval.map_or_else(|| "not evaluated".into(), |e| acc_cell(e, "generative")),
         ]);
@@ -632,9 +666,17 @@ fn experiment_log(doc: &mut Document, inputs: &Inputs, gains: &[GroupGain]) {
         match variant.and_then(|v| v.eval.as_ref().map(|e| (v, e))) {
             Some((v, e)) => {
                 let mut line = format!("Benchmark ({} questions):", e.benchmark.n);
-                if let Some(l) = &e.mcq.loglikelihood {
-                    line += &format!(" acc {}, acc_norm {}", pct_ci(l.acc.overall.acc, l.acc.overall.ci95), pct(l.acc_norm.overall.acc));
+                let mut cols = vec![];
+                if let Some(l) = &e.mcq.chat {
+                    cols.push(format!(" chat acc {}, chat acc_norm {}", pct_ci(l.acc.overall.acc, l.acc.overall.ci95), pct(l.acc_norm.overall.acc)));
                 }
+                if let Some(l) = &e.mcq.loglikelihood {
+                    cols.push(format!(" plain acc {}, plain acc_norm {}", pct_ci(l.acc.overall.acc, l.acc.overall.ci95), pct(l.acc_norm.overall.acc)));
+                }
+                if let Some(c) = &e.mcq.circular {
+                    cols.push(format!(" circular {}", pct_ci(c.accuracy.overall.acc, c.accuracy.overall.ci95)));
+                }
+                line += &cols.join(";");
                 if let Some(g) = &e.mcq.generative {
                     line += &format!("; generative {} correct, {} incorrect, {} invalid ({})", g.correct, g.incorrect, g.invalid, pct_ci(g.accuracy.overall.acc, g.accuracy.overall.ci95));
                 }

@@ -12,12 +12,15 @@ use phase4_evaluation::run::EvalReport;
 use super::format::{display, display_cap, p_value, pct, pts, ALPHA};
 use super::inputs::VariantData;
 
-/// Human name of a scoring mode.
+/// Human name of a scoring mode (the names of phase 4's `mcq::MODES`).
 pub fn mode_label(mode: &str) -> &str {
     match mode {
-        "acc" => "log-likelihood accuracy (acc)",
-        "acc_norm" => "length-normalised log-likelihood accuracy (acc_norm)",
-        "generative" => "generative accuracy (strict answer extraction)",
+        "chat_acc" => "answer text, chat format (primary)",
+        "chat_acc_norm" => "answer text, chat format, length-normalised",
+        "acc" => "answer text, plain Question/Answer format",
+        "acc_norm" => "answer text, plain Question/Answer format, length-normalised",
+        "circular" => "letters, circular (right in every rotation)",
+        "generative" => "letters, generative (strict answer extraction)",
         other => other,
     }
 }
@@ -25,8 +28,11 @@ pub fn mode_label(mode: &str) -> &str {
 /// Short name of a scoring mode, for table cells.
 pub fn mode_short(mode: &str) -> &str {
     match mode {
-        "acc" => "acc (loglik)",
-        "acc_norm" => "acc_norm (loglik)",
+        "chat_acc" => "chat acc",
+        "chat_acc_norm" => "chat acc_norm",
+        "acc" => "plain acc",
+        "acc_norm" => "plain acc_norm",
+        "circular" => "circular",
         "generative" => "generative",
         other => other,
     }
@@ -35,8 +41,11 @@ pub fn mode_short(mode: &str) -> &str {
 /// The breakdown of `mode` in an evaluation, if that mode ran.
 pub fn breakdown<'a>(r: &'a EvalReport, mode: &str) -> Option<&'a Breakdown> {
     match mode {
+        "chat_acc" => r.mcq.chat.as_ref().map(|l| &l.acc),
+        "chat_acc_norm" => r.mcq.chat.as_ref().map(|l| &l.acc_norm),
         "acc" => r.mcq.loglikelihood.as_ref().map(|l| &l.acc),
         "acc_norm" => r.mcq.loglikelihood.as_ref().map(|l| &l.acc_norm),
+        "circular" => r.mcq.circular.as_ref().map(|c| &c.accuracy),
         "generative" => r.mcq.generative.as_ref().map(|g| &g.accuracy),
         _ => None,
     }
@@ -170,8 +179,8 @@ fn subset(items: &[ItemResult], control: bool) -> Vec<ItemResult> {
     items.iter().filter(|r| r.control == Some(control)).cloned().collect()
 }
 
-/// Test the hypothesis for every fine-tuned variant against `baseline` in the `acc` and
-/// `generative` modes. Per-item results give paired McNemar tests on each subset; without them
+/// Test the hypothesis for every fine-tuned variant against `baseline` in the chat-format,
+/// plain-format and generative modes (those that ran). Per-item results give paired McNemar tests on each subset; without them
 /// the accuracies of `by_control` give the direction only. Empty when the benchmark marks no
 /// control questions.
 pub fn hypothesis(baseline: &VariantData, variants: &[VariantData]) -> Vec<GroupGain> {
@@ -180,7 +189,7 @@ pub fn hypothesis(baseline: &VariantData, variants: &[VariantData]) -> Vec<Group
     let mut out = vec![];
     for v in variants.iter().filter(|v| v.name != baseline.name) {
         let Some(eval) = &v.eval else { continue };
-        for mode in ["acc", "generative"] {
+        for mode in ["chat_acc", "acc", "generative"] {
             let (Some(bb), Some(vb)) = (breakdown(base_eval, mode), breakdown(eval, mode)) else { continue };
             let get = |b: &Breakdown, k: &str| b.by_control.get(k).map(|a| (a.acc, a.n));
             let (Some(bt), Some(bc), Some(vt), Some(vc)) = (get(bb, "taught"), get(bb, "control"), get(vb, "taught"), get(vb, "control")) else { continue };

@@ -4,7 +4,8 @@
 //!
 //! [`build`] reads the inputs ([`inputs`]: evaluation results and per-item files of every
 //! variant, the paired comparisons, the training runs' summaries and curves, the data card and
-//! the run manifest — each only if present), composes the document ([`compose`]), draws the
+//! the run manifest — each only if present), composes the document ([`compose`], led by what
+//! fine-tuning taught per benchmark part, [`taught`]), draws the
 //! plots ([`charts`]: SVG always, PNG when a font is found) and writes every file atomically.
 //! The report follows the shape of the reference study's write-up (hypothesis, methodology,
 //! results with Correct/Incorrect/Invalid counts, latency) and its experiment-log template
@@ -17,6 +18,7 @@ pub mod doc;
 pub mod findings;
 pub mod format;
 pub mod inputs;
+pub mod taught;
 pub mod training;
 
 use std::path::{Path, PathBuf};
@@ -105,7 +107,7 @@ pub struct Produced {
 
 /// File stems of every plot the report can draw (stale copies of plots not drawn this time are
 /// removed so the folder matches the report).
-const PLOT_STEMS: [&str; 8] = ["loss", "mcq_accuracy", "mcq_outcomes", "latency_histogram", "latency_box", "category_accuracy_acc", "category_accuracy_generative", "rank_sweep"];
+const PLOT_STEMS: [&str; 11] = ["part_accuracy", "loss", "probe", "mcq_accuracy", "mcq_outcomes", "latency_histogram", "latency_box", "category_accuracy_chat_acc", "category_accuracy_acc", "category_accuracy_generative", "rank_sweep"];
 
 /// Write `bytes` atomically with the harness's writer (temporary sibling, then a rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -4,7 +4,9 @@
 //! own, every field optional, so the report does not link the trainer and a run that stopped
 //! half-way (no summary yet) still shows its curves. [`observe`] turns the logged curves into the
 //! experiment log's training observations: how far the loss fell, whether validation loss rose
-//! again (over-fitting), went non-finite or stayed flat (collapse).
+//! again (over-fitting), went non-finite or stayed flat (collapse). Runs with a probe (held-out
+//! paraphrased MCQ on the taught facts, scored at step 0 and at every evaluation) also log its
+//! accuracy, read here as [`ProbePoint`]s and the summary's [`ProbeSummary`].
 
 use std::path::{Path, PathBuf};
 
@@ -46,6 +48,24 @@ pub struct FinalEval {
     pub collapse: Option<Collapse>,
 }
 
+/// The probe's accuracies over a run (phase 3's `ProbeSummary`), every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ProbeSummary {
+    /// Accuracy of the base model, before the first step.
+    pub initial_acc: Option<f64>,
+    /// Best accuracy of an evaluation after training started.
+    pub best_acc: Option<f64>,
+    /// Step of `best_acc`.
+    pub best_step: Option<u64>,
+    /// Accuracy at the last evaluation, before any restoring.
+    pub final_acc: Option<f64>,
+    /// The step whose weights the artifacts hold when the best evaluation's were restored.
+    pub restored_step: Option<u64>,
+    /// Questions in the probe.
+    pub n: Option<usize>,
+}
+
 /// A run's `summary.json` (phase 3's `TrainSummary`), every field optional.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
@@ -80,6 +100,10 @@ pub struct RunSummary {
     pub best_val_loss: Option<f64>,
     /// Early stopping (or collapse) ended the run before its last step.
     pub stopped_early: bool,
+    /// What early stopping watched: `probe` or `val_loss`.
+    pub early_stopping_metric: Option<String>,
+    /// The probe's accuracies, when the run had a probe.
+    pub probe: Option<ProbeSummary>,
     /// Any evaluation flagged mode collapse.
     pub collapse_flagged: bool,
     /// Adapter or model directory.
@@ -118,6 +142,19 @@ pub struct EvalPoint {
     pub samples: Vec<(String, String)>,
 }
 
+/// One probe line of `metrics.jsonl` (step 0 is the base model).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbePoint {
+    /// Optimizer step after which the probe ran (0 = before training).
+    pub step: u64,
+    /// Chat-format answer-text accuracy on the probe; NaN when logged as `null`.
+    pub acc: f64,
+    /// The length-normalised variant.
+    pub acc_norm: Option<f64>,
+    /// Probe questions scored.
+    pub n: Option<u64>,
+}
+
 /// The settings of a run that the experiment log quotes, from `resolved_config.yaml`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunConfig {
@@ -138,6 +175,8 @@ pub struct TrainingRun {
     pub train: Vec<TrainPoint>,
     /// Validation evaluations logged.
     pub evals: Vec<EvalPoint>,
+    /// Probe evaluations logged (empty for a run without a probe).
+    pub probes: Vec<ProbePoint>,
     /// Settings from `resolved_config.yaml`.
     pub config: Option<RunConfig>,
 }
@@ -156,6 +195,31 @@ impl TrainingRun {
     /// Last training loss: the summary's, else the last logged.
     pub fn final_train_loss(&self) -> Option<f64> {
         self.summary.as_ref().and_then(|s| s.final_train_loss).or_else(|| self.train.last().map(|p| p.loss))
+    }
+
+    /// The probe's summary: the one `summary.json` holds, else one computed from the logged
+    /// probe lines (initial = step 0, best = the highest after it, earliest among equals), else
+    /// `None` for a run without a probe.
+    pub fn probe_summary(&self) -> Option<ProbeSummary> {
+        if let Some(p) = self.summary.as_ref().and_then(|s| s.probe.clone()) {
+            return Some(p);
+        }
+        if self.probes.is_empty() {
+            return None;
+        }
+        let finite = || self.probes.iter().filter(|p| p.acc.is_finite());
+        let best = finite().filter(|p| p.step > 0).fold(None::<&ProbePoint>, |b, p| match b {
+            Some(b) if b.acc >= p.acc => Some(b),
+            _ => Some(p),
+        });
+        Some(ProbeSummary {
+            initial_acc: finite().find(|p| p.step == 0).map(|p| p.acc),
+            best_acc: best.map(|p| p.acc),
+            best_step: best.map(|p| p.step),
+            final_acc: self.probes.last().filter(|p| p.step > 0).map(|p| p.acc),
+            restored_step: None,
+            n: self.probes.iter().find_map(|p| p.n).map(|n| n as usize),
+        })
     }
 
     /// The LoRA rank when the run's name is `<name>-r<rank>` (a rank sweep).
@@ -232,7 +296,7 @@ pub fn read_run(dir: &Path) -> Result<TrainingRun> {
         None
     };
     let metrics_path = dir.join("metrics.jsonl");
-    let (train, evals) = if metrics_path.is_file() { read_metrics(&metrics_path)? } else { (vec![], vec![]) };
+    let Metrics { train, evals, probes } = if metrics_path.is_file() { read_metrics(&metrics_path)? } else { Metrics::default() };
     let config_path = dir.join("resolved_config.yaml");
     let config = if config_path.is_file() { Some(read_config(&config_path)?) } else { None };
     let name = summary
@@ -240,21 +304,33 @@ pub fn read_run(dir: &Path) -> Result<TrainingRun> {
         .and_then(|s| s.name.clone())
         .or_else(|| config.as_ref().and_then(|c| c.get("name").map(str::to_string)))
         .unwrap_or_else(|| dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned()));
-    Ok(TrainingRun { name, dir: dir.to_path_buf(), summary, train, evals, config })
+    Ok(TrainingRun { name, dir: dir.to_path_buf(), summary, train, evals, probes, config })
 }
 
 fn num(v: &serde_json::Value, key: &str) -> Option<f64> {
     v.get(key).and_then(serde_json::Value::as_f64)
 }
 
-/// Parse `metrics.jsonl`: step lines carry `loss`, evaluation lines `eval_loss`. A loss logged
-/// as `null` is a non-finite one (serde_json writes NaN as `null`) and is kept as NaN. A broken
-/// last line is what a crash mid-write leaves and is skipped with a warning; a broken line
-/// anywhere else is an error naming the line.
-pub fn read_metrics(path: &Path) -> Result<(Vec<TrainPoint>, Vec<EvalPoint>)> {
+/// The lines of one `metrics.jsonl`, by kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    /// Optimizer steps.
+    pub train: Vec<TrainPoint>,
+    /// Validation evaluations.
+    pub evals: Vec<EvalPoint>,
+    /// Probe evaluations.
+    pub probes: Vec<ProbePoint>,
+}
+
+/// Parse `metrics.jsonl`: step lines carry `loss`, evaluation lines `eval_loss`, probe lines
+/// `probe_acc`; lines of other kinds are skipped. A value logged as `null` is a non-finite one
+/// (serde_json writes NaN as `null`) and is kept as NaN. A broken last line is what a crash
+/// mid-write leaves and is skipped with a warning; a broken line anywhere else is an error
+/// naming the line.
+pub fn read_metrics(path: &Path) -> Result<Metrics> {
     let text = std::fs::read_to_string(path).map_err(|e| bad(path, e.to_string()))?;
     let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
-    let (mut train, mut evals) = (vec![], vec![]);
+    let (mut train, mut evals, mut probes) = (vec![], vec![], vec![]);
     for (k, &(i, line)) in lines.iter().enumerate() {
         let v: serde_json::Value = match serde_json::from_str(line) {
             Ok(v) => v,
@@ -273,9 +349,11 @@ pub fn read_metrics(path: &Path) -> Result<(Vec<TrainPoint>, Vec<EvalPoint>)> {
             evals.push(EvalPoint { step, loss: num(&v, "eval_loss").unwrap_or(f64::NAN), token_accuracy: num(&v, "eval_token_accuracy"), collapse, samples });
         } else if v.get("loss").is_some() {
             train.push(TrainPoint { step, loss: num(&v, "loss").unwrap_or(f64::NAN), lr: num(&v, "lr"), grad_norm: num(&v, "grad_norm"), tokens_per_s: num(&v, "tokens_per_s") });
+        } else if v.get("probe_acc").is_some() {
+            probes.push(ProbePoint { step, acc: num(&v, "probe_acc").unwrap_or(f64::NAN), acc_norm: num(&v, "probe_acc_norm"), n: v.get("probe_n").and_then(serde_json::Value::as_u64) });
         }
     }
-    Ok((train, evals))
+    Ok(Metrics { train, evals, probes })
 }
 
 /// The settings of `resolved_config.yaml` worth quoting (phase 3's `TrainConfig` layout).
@@ -397,6 +475,7 @@ mod tests {
             summary: None,
             train: losses.iter().enumerate().map(|(i, &l)| TrainPoint { step: i as u64 + 1, loss: l, lr: None, grad_norm: Some(1.0 + i as f64), tokens_per_s: Some(100.0) }).collect(),
             evals: vals.iter().map(|&(s, l)| EvalPoint { step: s, loss: l, token_accuracy: None, collapse: None, samples: vec![] }).collect(),
+            probes: vec![],
             config: None,
         }
     }
@@ -413,5 +492,15 @@ mod tests {
         assert!(flat.flat && !flat.rose);
         let nan = observe(&run(&[2.0, 1.9, f64::NAN], &[]));
         assert_eq!(nan.non_finite_at, Some(3));
+    }
+
+    #[test]
+    fn a_probe_summary_is_computed_from_the_logged_lines_when_the_summary_has_none() {
+        let mut r = run(&[2.0, 1.5], &[]);
+        assert_eq!(r.probe_summary(), None);
+        r.probes = [(0, 0.25), (10, 0.5), (20, 0.75), (30, 0.75), (40, f64::NAN)].iter().map(|&(step, acc)| ProbePoint { step, acc, acc_norm: None, n: Some(8) }).collect();
+        let p = r.probe_summary().expect("probe");
+        assert_eq!((p.initial_acc, p.best_acc, p.best_step, p.n), (Some(0.25), Some(0.75), Some(20), Some(8)));
+        assert!(p.final_acc.is_some_and(f64::is_nan) && p.restored_step.is_none());
     }
 }
