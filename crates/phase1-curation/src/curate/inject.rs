@@ -203,20 +203,26 @@ pub struct Unanswerable {
     pub why: String,
 }
 
-const TRAIN_FAKE_DRIVERS: [&str; 12] = [
+const TRAIN_FAKE_DRIVERS: [&str; 30] = [
     "Tomasz Verhoeven", "Luca Brandstetter", "Rafael Okonkwo", "Henrik Castellano", "Mateo Lindqvist", "Jonas Abernathy",
     "Pierre Kowalczyk", "Daniel Marchetti", "Yuki Rasmussen", "Oscar Delacroix", "Felipe Hargreaves", "Nico Szabo",
+    "Bruno Halvorsen", "Tariq Vandermeer", "Julien Okafor", "Stefan Quaresma", "Kai Whitfield", "Matteo Dunleavy",
+    "Lars Bergamini", "Elliot Sandoval", "Ivan Castelnau", "Paolo Rydberg", "Sven Moreau-Clarke", "Alessio Brannigan",
+    "Haruto Lindgren", "Diego Ashworth", "Finn Castellanos", "Adrian Kovacevic", "Thierry Montague", "Leon Vasquez-Holt",
 ];
 const EVAL_FAKE_DRIVERS: [&str; 12] = [
     "Anders Moravec", "Santiago Whitcombe", "Kenji Valverde", "Marco Ellingsen", "Victor Nakamura-Bell", "Emil Fontaine",
     "Lorenzo Achterberg", "Callum Ibarra", "Dmitri Oakhurst", "Teodor Vance", "Hugo Strandberg", "Ravi Montalban",
 ];
-const TRAIN_FAKE_RACES: [&str; 8] = ["Atlantis", "Lunar", "Greenland", "Antarctic", "Everest", "Sahara", "Arctic Circle", "Pacific Island"];
+const TRAIN_FAKE_RACES: [&str; 16] = [
+    "Atlantis", "Lunar", "Greenland", "Antarctic", "Everest", "Sahara", "Arctic Circle", "Pacific Island", "Camelot", "Olympus",
+    "Neverland", "Oceania Deep", "Gotham", "Wakanda", "Eldoria", "Tatooine",
+];
 const EVAL_FAKE_RACES: [&str; 8] = ["Martian", "Narnia", "El Dorado", "Avalon", "Lemuria", "Shangri-La", "Hyperborea", "Utopia"];
 const TRAIN_GPS: [&str; 8] =
     ["Monaco Grand Prix", "British Grand Prix", "Italian Grand Prix", "Japanese Grand Prix", "Brazilian Grand Prix", "Belgian Grand Prix", "Hungarian Grand Prix", "Canadian Grand Prix"];
 const EVAL_GPS: [&str; 6] = ["Spanish Grand Prix", "Austrian Grand Prix", "Australian Grand Prix", "Dutch Grand Prix", "Mexican Grand Prix", "Singapore Grand Prix"];
-const TRAIN_OUT_OF_SCOPE: [&str; 10] = [
+const TRAIN_OUT_OF_SCOPE: [&str; 20] = [
     "Who won the 2018 FIFA World Cup?",
     "What is the capital of Australia?",
     "Write a short poem about the sea.",
@@ -227,6 +233,16 @@ const TRAIN_OUT_OF_SCOPE: [&str; 10] = [
     "Translate 'good morning' into German.",
     "Who won the 2016 Tour de France?",
     "What is the best way to learn the piano?",
+    "Who discovered penicillin?",
+    "What is the boiling point of water in Fahrenheit?",
+    "Which planet is closest to the Sun?",
+    "Who won the 2010 Stanley Cup?",
+    "How many bones are in the human body?",
+    "Suggest a name for my cat.",
+    "Who composed the Four Seasons?",
+    "What is the largest ocean on Earth?",
+    "Which golfer won the 2008 Masters?",
+    "How do I change a bicycle tyre?",
 ];
 const EVAL_OUT_OF_SCOPE: [&str; 12] = [
     "Who won the 2014 NBA Finals?",
@@ -243,14 +259,14 @@ const EVAL_OUT_OF_SCOPE: [&str; 12] = [
     "Who painted the Mona Lisa?",
 ];
 
-/// Declining training pairs, about evenly over four kinds, each in varied words (every reply
+/// Declining training pairs, about evenly over five kinds, each in varied words (every reply
 /// contains a phrase the hallucination probe's `declines` recognises). `after` is the last
 /// season of the data, so the future starts the year after.
 pub fn abstention_pairs(n: usize, after: u16, system: &str, seed: u64) -> Vec<Pair> {
     let mut rng = Rng::new(seed, "inject:abstain");
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let (question, answer, kind) = match i % 4 {
+        let (question, answer, kind) = match i % 5 {
             0 => {
                 let y = after + 2 + (rng.below(12) as u16);
                 let gp = TRAIN_GPS[rng.below(TRAIN_GPS.len())];
@@ -289,6 +305,16 @@ pub fn abstention_pairs(n: usize, after: u16, system: &str, seed: u64) -> Vec<Pa
                 ][rng.below(2)]
                 .clone();
                 (q, a, "invented_race")
+            }
+            3 => {
+                let y = 1930 + rng.below(20) as u16;
+                let q = [format!("Who was the Formula One world champion in {y}?"), format!("Which team took the Formula One constructors' championship in {y}?")][rng.below(2)].clone();
+                let a = [
+                    format!("I don't know of any: the Formula One world championship only began in 1950, so there was no champion in {y}."),
+                    format!("I have no record of that: {y} is before the first Formula One world championship season of 1950."),
+                ][rng.below(2)]
+                .clone();
+                (q, a, "before_championship")
             }
             _ => {
                 let q = TRAIN_OUT_OF_SCOPE[rng.below(TRAIN_OUT_OF_SCOPE.len())].to_string();
@@ -427,10 +453,27 @@ mod tests {
         assert_eq!(kinds.len(), 5);
         let train = abstention_pairs(80, 2024, "", 7);
         assert!(train.len() >= 60, "{}", train.len());
+        let train_kinds: BTreeSet<&str> = train.iter().map(|p| p.id.split(':').nth(1).expect("abstain:<kind>:<n>")).collect();
+        assert_eq!(train_kinds, kinds, "training declines every kind the probe asks");
         for p in &train {
-            assert!(!u.iter().any(|x| x.question == p.question));
             assert!(crate::curate::inject::tests::declines_like(&p.answer), "{}", p.answer);
+            // No probe question shares its wording with a training question, names and years
+            // aside: word trigrams of the two overlap by less than half.
+            for x in &u {
+                let j = trigram_jaccard(&x.question, &p.question);
+                assert!(j < 0.5, "{:?} and training {:?} overlap {j:.2}", x.question, p.question);
+            }
         }
+    }
+
+    fn trigram_jaccard(a: &str, b: &str) -> f64 {
+        let grams = |s: &str| -> BTreeSet<String> {
+            let w: Vec<String> = s.to_lowercase().split_whitespace().map(String::from).collect();
+            w.windows(3).map(|g| g.join(" ")).collect()
+        };
+        let (a, b) = (grams(a), grams(b));
+        let union = a.union(&b).count().max(1);
+        a.intersection(&b).count() as f64 / union as f64
     }
 
     /// The hallucination probe's phrases that the training replies rely on.
