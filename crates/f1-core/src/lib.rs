@@ -37,5 +37,5 @@ pub use device::CudaMemoryProbe;
 pub use error::{Error, Result};
 pub use generate::{generate, loglikelihood, loglikelihood_grouped, FinishReason, GenerationConfig, GenerationOutput, LogLikelihood, ScoreGroup};
 pub use llama::{KvCache, Llama, WeightInit};
-pub use load::{load_model, LoadedModel};
+pub use load::{load_model, load_tokenizer, LoadedModel};
 pub use tokenizer::Tokenizer;

@@ -77,6 +77,25 @@ pub fn load_model(spec: &str, opts: &ModelOptions, chat_template: Option<&str>) 
     Ok(loaded)
 }
 
+/// The tokenizer and chat template of a local model (a `.gguf` file or a Hugging Face model
+/// directory) without its weights: what counting the tokens of a dataset needs. A GGUF file's
+/// metadata is read and validated as [`load_model`] reads it.
+pub fn load_tokenizer(path: &Path, chat_template: Option<&str>) -> Result<(Tokenizer, ChatTemplate)> {
+    if path.is_file() {
+        let g = GgufFile::open(path)?;
+        let tokenizer = Tokenizer::from_gguf_spec(gguf_tokenizer_spec(&g)?, &format!("GGUF metadata of {}", path.display()))?;
+        let template = g.get("tokenizer.chat_template").and_then(GgufValue::as_str).map(String::from);
+        let (t, _) = choose_template(template, chat_template, &tokenizer)?;
+        Ok((tokenizer, t))
+    } else if path.is_dir() {
+        let tokenizer = Tokenizer::from_file(&path.join("tokenizer.json"))?;
+        let (t, _) = choose_template(read_hf_chat_template(path)?, chat_template, &tokenizer)?;
+        Ok((tokenizer, t))
+    } else {
+        Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no model here (hint: `cargo xtask setup` fetches the default model)")))
+    }
+}
+
 /// Build the network on a fresh var store in the requested device and dtype (zeros, about to be
 /// overwritten by a checkpoint).
 fn build(cfg: &Config, opts: &ModelOptions) -> (nn::VarStore, Llama) {

@@ -257,3 +257,23 @@ fn import_reads_three_shapes_and_rejects_a_malformed_line_by_number() {
     assert!(out.join("train.jsonl").is_file() && out.join("data_card.json").is_file());
     assert!(!out.join("benchmark.jsonl").exists());
 }
+
+/// The data card's tokens per epoch come from the model's own tokenizer and chat template: one
+/// pair, counted against Hugging Face transformers on the same GGUF (`AutoTokenizer` with
+/// `gguf_file`, `apply_chat_template` then encode: 69 tokens, 2026-12-03).
+#[test]
+#[ignore = "needs the real model: run `cargo xtask test`"]
+fn training_tokens_are_counted_with_the_models_chat_template() {
+    let model = std::path::PathBuf::from(std::env::var_os("F1_MODEL_GGUF").expect("F1_MODEL_GGUF (set by cargo xtask test)"));
+    let mut pair = curated().pairs.iter().map(|(p, _)| p.clone()).find(|p| p.id.starts_with("race_winner:")).expect("a taught pair");
+    let m = |role: &str, content: &str| phase1_curation::curate::Message { role: role.into(), content: content.into() };
+    pair.messages = Some(vec![
+        m("system", "You are a Formula 1 expert. Answer in one sentence."),
+        m("user", "Who won the 2005 Monaco Grand Prix?"),
+        m("assistant", "Kimi Räikkönen won the 2005 Monaco Grand Prix, driving for McLaren."),
+    ]);
+    assert_eq!(pipeline::train_tokens(&model, std::iter::once(&pair)), Some(69));
+    assert_eq!(pipeline::train_tokens(&model, [&pair, &pair].into_iter()), Some(138));
+    // No model here (a hub id, say): not counted rather than a wrong number.
+    assert_eq!(pipeline::train_tokens(std::path::Path::new("org/not-a-local-model"), std::iter::once(&pair)), None);
+}

@@ -39,6 +39,11 @@ pub struct CurationConfig {
     /// The system turn of every generated chat record (the study's top-level `system_prompt`
     /// when the section sets none); evaluation scores in the same format.
     pub system_prompt: String,
+    /// The study's base model (`model.base`, or the profile's under `model.profiles`): when it
+    /// is a local `.gguf` file or model directory, its tokenizer and chat template count the
+    /// training split's tokens per epoch for the data card. Not a key of this section.
+    #[serde(skip)]
+    pub tokenizer_model: Option<std::path::PathBuf>,
     /// Largest share of the reasoning part one question template may take: the part is drawn
     /// round-robin over template families and templates, and this cap keeps a template with
     /// plentiful candidates (season standings orderings) from filling the places that sparser
@@ -177,6 +182,7 @@ impl Default for CurationConfig {
             unanswerable: 60,
             abstention_share: 0.1,
             system_prompt: DEFAULT_SYSTEM_PROMPT.into(),
+            tokenizer_model: None,
             benchmark_template_cap: 0.12,
             seed: 20_240_601,
             near_duplicate: 0.8,
@@ -207,6 +213,10 @@ impl CurationConfig {
         if let (false, Some(s)) = (section_sets_it, doc.get("system_prompt")) {
             cfg.system_prompt = s.as_str().ok_or_else(|| parse("top-level `system_prompt` must be a string".into()))?.to_string();
         }
+        // The study's base model, whose tokenizer counts the tokens of an epoch.
+        let model = doc.get("model");
+        let base = model.and_then(|m| m.get("profiles")).and_then(|p| p.get(profile)).and_then(|p| p.get("base")).or_else(|| model.and_then(|m| m.get("base")));
+        cfg.tokenizer_model = base.and_then(serde_yaml::Value::as_str).map(std::path::PathBuf::from);
         cfg.with_profile(profile).map_err(parse)
     }
 

@@ -392,12 +392,16 @@ pub fn curate(inputs: &Inputs, cfg: &CurationConfig) -> Result<Curated> {
     }
     let mut provenance: HashMap<String, String> = facts.iter().map(|f| (f.key.clone(), f.provenance.clone())).collect();
     provenance.extend(wins.iter().map(|f| (f.key.clone(), f.provenance.clone())));
+    let mut taught_wins: BTreeMap<String, usize> = BTreeMap::new();
+    for f in &taught {
+        *taught_wins.entry(f.winner.clone()).or_default() += 1;
+    }
     let recall_candidates = |fs: &[inject::WinFact], salt: &str| -> Vec<benchmark::Candidate> {
         let mut rng = Rng::new(cfg.seed, salt);
         fs.iter()
             .enumerate()
             .map(|(i, f)| {
-                let (question, correct, distractors) = inject::question(f, inject::RECALL[i % inject::RECALL.len()], &mut rng);
+                let (question, correct, distractors) = inject::question(f, inject::RECALL[i % inject::RECALL.len()], Some(&taught_wins), &mut rng);
                 benchmark::Candidate { template: benchmark::RECALL_TEMPLATE, question, correct, distractors, fact_keys: vec![f.key.clone()] }
             })
             .collect()
@@ -463,7 +467,8 @@ pub fn curate(inputs: &Inputs, cfg: &CurationConfig) -> Result<Curated> {
         .take(cfg.probe)
         .enumerate()
         .map(|(i, f)| {
-            let (question, correct, distractors) = inject::question(f, inject::PROBE[i % inject::PROBE.len()], &mut rng);
+            // The probe keeps random front runners (phase 3's input; see `inject::question`).
+            let (question, correct, distractors) = inject::question(f, inject::PROBE[i % inject::PROBE.len()], None, &mut rng);
             probe_question(i, question, correct, distractors, f, provenance.get(&f.key).cloned().unwrap_or_default())
         })
         .collect();
@@ -497,7 +502,7 @@ pub fn curate(inputs: &Inputs, cfg: &CurationConfig) -> Result<Curated> {
         abstention_pairs: train_count(&|p| p.id.starts_with("abstain:")),
         train_pairs: train_count(&|_| true),
         train_words_per_epoch: train_words,
-        train_tokens_per_epoch: None,
+        train_tokens_per_epoch: cfg.tokenizer_model.as_deref().and_then(|m| train_tokens(m, with_split.iter().filter(|(_, s)| *s == Split::Train).map(|(p, _)| p))),
         probe_questions: probe.len(),
         open_recall_questions: open_recall.len(),
         unanswerable_by_kind: count(unanswerable.iter().map(|u| u.kind.clone())),
@@ -609,6 +614,39 @@ pub fn write(curated: &mut Curated, dir: &Path) -> Result<()> {
         write_atomic(&dir.join(n), b)?;
     }
     Ok(())
+}
+
+/// Tokens of `pairs` as the model at `model` sees them in training (its chat template, system
+/// turn, reply and end token), or `None` with a note when the model cannot be read here (a hub
+/// id, or not fetched yet): the data card then says it was not counted.
+pub fn train_tokens<'a>(model: &Path, pairs: impl Iterator<Item = &'a Pair>) -> Option<usize> {
+    if !model.exists() {
+        tracing::info!(model = %model.display(), "training tokens per epoch not counted: the base model is not a local file here");
+        return None;
+    }
+    let (tok, template) = match f1_core::load_tokenizer(model, None) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(model = %model.display(), error = %e, "training tokens per epoch not counted: cannot read the model's tokenizer");
+            return None;
+        }
+    };
+    let mut total = 0;
+    for p in pairs {
+        let conv: Vec<f1_core::ChatMessage> = match &p.messages {
+            Some(m) => m.iter().map(|x| f1_core::ChatMessage::new(x.role.clone(), x.content.clone())).collect(),
+            None => vec![f1_core::ChatMessage::user(p.question.clone()), f1_core::ChatMessage::assistant(p.answer.clone())],
+        };
+        let ids = template.render(&conv, false).and_then(|text| f1_core::generate::encode_prompt(&tok, &text));
+        match ids {
+            Ok(ids) => total += ids.len(),
+            Err(e) => {
+                tracing::warn!(pair = %p.id, error = %e, "training tokens per epoch not counted: a pair does not render");
+                return None;
+            }
+        }
+    }
+    Some(total)
 }
 
 /// Load, curate and write into `out/curated/`.

@@ -28,6 +28,11 @@ pub fn pts(d: f64) -> String {
     }
 }
 
+/// A 95% interval of a difference in points: `95% CI +7.5 to +30.0`.
+pub fn ci_pts(ci: (f64, f64)) -> String {
+    format!("95% CI {} to {}", pts(ci.0), pts(ci.1))
+}
+
 /// A p-value as it follows `p`: `= 0.0004`, `= 0.31`, `< 0.0001`.
 pub fn p_value(p: f64) -> String {
     if p.is_nan() {

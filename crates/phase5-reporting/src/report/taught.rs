@@ -21,7 +21,7 @@ use super::charts::{Bar, LineData, Plot, Series};
 use super::compose::{figure, run_color, variant_color};
 use super::doc::{b, t, Document, Table};
 use super::findings::{mode_label, mode_short};
-use super::format::{display_cap, p_value, pct, pct_ci, pts, ALPHA, NONE};
+use super::format::{ci_pts, display_cap, p_value, pct, pct_ci, pts, ALPHA, NONE};
 use super::inputs::{Inputs, VariantData};
 
 /// Parts in the order the report lists them; other parts (an imported study's `all`) follow.
@@ -76,12 +76,27 @@ pub struct PartGain {
     pub n: usize,
     /// McNemar p of the paired comparison; `None` without per-item pairing (direction only).
     pub p: Option<f64>,
+    /// 95% interval of the paired difference (cluster bootstrap over facts), when paired.
+    pub ci95: Option<(f64, f64)>,
 }
 
 impl PartGain {
     /// Variant minus baseline.
     pub fn diff(&self) -> f64 {
         self.variant - self.base
+    }
+
+    /// The gain beyond `control`'s and its 95% interval: the two parts ask different facts,
+    /// so their resampled differences are independent and the interval is the normal
+    /// approximation with the two cluster-bootstrap intervals' standard errors combined.
+    pub fn beyond(&self, control: &PartGain) -> (f64, Option<(f64, f64)>) {
+        let d = self.diff() - control.diff();
+        let se = |ci: (f64, f64)| (ci.1 - ci.0) / (2.0 * 1.96);
+        let ci = self.ci95.zip(control.ci95).map(|(a, b)| {
+            let half = 1.96 * (se(a).powi(2) + se(b).powi(2)).sqrt();
+            (d - half, d + half)
+        });
+        (d, ci)
     }
 
     /// Whether the paired test is significant at [`ALPHA`].
@@ -119,10 +134,10 @@ fn comparison_for<'a>(inputs: &'a Inputs, variant: &str) -> Option<&'a Compariso
 /// the part, else the two evaluations' accuracies without a test.
 pub fn part_gain(cmp: Option<&Comparison>, baseline: Option<&EvalReport>, v: &EvalReport, part: &str, mode: &str) -> Option<PartGain> {
     if let Some(m) = cmp.and_then(|c| part_cmp(c, part, mode)) {
-        return Some(PartGain { part: part.into(), base: m.acc_a, variant: m.acc_b, n: m.n, p: Some(m.mcnemar.p_value) });
+        return Some(PartGain { part: part.into(), base: m.acc_a, variant: m.acc_b, n: m.n, p: Some(m.mcnemar.p_value), ci95: Some(m.cluster_bootstrap.ci95) });
     }
     let (a, b) = (part_acc(baseline?, part, mode)?, part_acc(v, part, mode)?);
-    Some(PartGain { part: part.into(), base: a.acc, variant: b.acc, n: b.n, p: None })
+    Some(PartGain { part: part.into(), base: a.acc, variant: b.acc, n: b.n, p: None, ci95: None })
 }
 
 /// The headline part: `recall` when the benchmark has it, else its first part.
@@ -131,9 +146,12 @@ fn head_part(parts: &[String]) -> Option<&str> {
 }
 
 /// One plain sentence on what `variant` learned, from its gain on the headline part (`head`)
-/// and, when the benchmark has one, on the control part. The wording follows the numbers: a
-/// significant recall gain with no significant control gain is fact learning; a control gain as
-/// large is format learning; a gain that is not significant or negative is said to be so.
+/// and, when the benchmark has one, on the control part. The wording follows the sizes of the
+/// gains, not only their tests (40 control questions rarely reach significance): a significant
+/// recall gain with control flat or down is fact learning; a control gain as large is format
+/// learning; in between, the gain beyond control's is given with its interval and called fact
+/// learning only when the interval excludes zero; a gain that is not significant or negative is
+/// said to be so.
 pub fn sentence(variant: &str, head: &PartGain, control: Option<&PartGain>) -> String {
     let (what, subject) = match head.part.as_str() {
         "recall" => ("recall questions on taught facts".to_string(), "the taught facts".to_string()),
@@ -144,16 +162,23 @@ pub fn sentence(variant: &str, head: &PartGain, control: Option<&PartGain>) -> S
     if let Some(c) = control {
         s += &format!(", while control questions moved {} points ({})", pts(c.diff()), c.test());
     }
-    let control_rose = control.is_some_and(|c| c.significant() && c.diff() > 0.0);
     let verdict = if head.p.is_none() {
         "direction only, since no paired test could be made.".to_string()
     } else if head.significant() && head.diff() > 0.0 {
         match control {
             None => format!("it gained on {subject}; no control part separates fact learning from format learning."),
-            // Gains that print the same (to 0.1 points) are equal, not "more".
-            Some(c) if control_rose && head.diff() - c.diff() >= 0.0005 => format!("part of the gain is format learning, since control questions rose too, but {subject} gained {} points more.", pts(head.diff() - c.diff())),
-            Some(_) if control_rose => "the gain is format learning: control questions, whose facts were never trained, rose as much.".into(),
-            Some(_) => "it learned the facts, not only the format.".into(),
+            Some(c) if c.diff() <= 0.0 => "it learned the facts, not only the format: control questions, whose facts were never trained, did not rise.".into(),
+            Some(c) => match head.beyond(c) {
+                // Gains that print the same (to 0.1 points) are equal, not "more".
+                (d, _) if d < 0.0005 => "the gain is format learning: control questions, whose facts were never trained, rose as much.".into(),
+                (d, Some((lo, hi))) if lo > 0.0 => format!("part of the gain is format learning, since control questions rose too, but {subject} gained {} points more ({}): it learned facts.", pts(d), ci_pts((lo, hi))),
+                (d, Some((lo, hi))) => format!(
+                    "control questions, whose facts were never trained, rose too, so much of the gain is format learning (the answer form, a prior over likely winners); the gain beyond control's, {} points ({}), cannot be told from zero at this sample size.",
+                    pts(d),
+                    ci_pts((lo, hi))
+                ),
+                (d, None) => format!("part of the gain is format learning, since control questions rose too; {subject} gained {} points more (no interval).", pts(d)),
+            },
         }
     } else if head.significant() {
         format!("it answers {subject} significantly worse than the base model.")
@@ -332,21 +357,31 @@ mod tests {
     use super::*;
 
     fn gain(part: &str, base: f64, variant: f64, p: Option<f64>) -> PartGain {
-        PartGain { part: part.into(), base, variant, n: 24, p }
+        PartGain { part: part.into(), base, variant, n: 24, p, ci95: None }
+    }
+
+    fn gain_ci(part: &str, base: f64, variant: f64, p: f64, ci: (f64, f64)) -> PartGain {
+        PartGain { ci95: Some(ci), ..gain(part, base, variant, Some(p)) }
     }
 
     #[test]
     fn the_sentence_follows_sign_and_significance() {
-        let s = sentence("lora", &gain("recall", 0.45, 0.78, Some(0.0004)), Some(&gain("control", 0.3, 0.32, Some(0.8))));
-        assert_eq!(s, "LoRA answers 78.0% of recall questions on taught facts against the baseline's 45.0% (+33.0 points, McNemar p = 0.0004), while control questions moved +2.0 points (n.s., McNemar p = 0.80): it learned the facts, not only the format.");
+        let s = sentence("lora", &gain("recall", 0.45, 0.78, Some(0.0004)), Some(&gain("control", 0.3, 0.28, Some(0.8))));
+        assert_eq!(s, "LoRA answers 78.0% of recall questions on taught facts against the baseline's 45.0% (+33.0 points, McNemar p = 0.0004), while control questions moved -2.0 points (n.s., McNemar p = 0.80): it learned the facts, not only the format: control questions, whose facts were never trained, did not rise.");
         let s = sentence("full", &gain("recall", 0.45, 0.5, Some(0.3)), Some(&gain("control", 0.3, 0.3, Some(1.0))));
         assert!(s.contains("(+5.0 points, n.s., McNemar p = 0.30)") && s.ends_with("not significant at this sample size (n = 24)."), "{s}");
         let s = sentence("qlora", &gain("recall", 0.45, 0.2, Some(0.001)), None);
         assert!(s.ends_with("it answers the taught facts significantly worse than the base model."), "{s}");
         let s = sentence("lora", &gain("recall", 0.4, 0.8, Some(0.001)), Some(&gain("control", 0.3, 0.7, Some(0.01))));
         assert!(s.ends_with("the gain is format learning: control questions, whose facts were never trained, rose as much."), "{s}");
-        let s = sentence("lora", &gain("recall", 0.4, 0.9, Some(0.001)), Some(&gain("control", 0.3, 0.5, Some(0.01))));
-        assert!(s.ends_with("part of the gain is format learning, since control questions rose too, but the taught facts gained +30.0 points more."), "{s}");
+        // A gain well beyond control's, both measured tightly: facts learned.
+        let s = sentence("lora", &gain_ci("recall", 0.4, 0.9, 0.001, (0.4, 0.6)), Some(&gain_ci("control", 0.3, 0.5, 0.01, (0.1, 0.3))));
+        assert!(s.ends_with("part of the gain is format learning, since control questions rose too, but the taught facts gained +30.0 points more (95% CI +15.9 to +44.1): it learned facts."), "{s}");
+        // The study's 2026-12-03 LoRA: recall +19.2 (CI +7.5 to +30.0), control +15.0 (n.s. at
+        // n = 40, CI -2.5 to +35.0): the 4.2 points beyond control are within chance.
+        let s = sentence("lora", &gain_ci("recall", 0.417, 0.608, 0.003, (0.075, 0.30)), Some(&gain_ci("control", 0.375, 0.525, 0.21, (-0.025, 0.35))));
+        assert!(s.contains("while control questions moved +15.0 points (n.s., McNemar p = 0.21)"), "{s}");
+        assert!(s.ends_with("the gain beyond control's, +4.1 points (95% CI -17.8 to +26.0), cannot be told from zero at this sample size."), "{s}");
         let s = sentence("lora", &gain("all", 0.4, 0.38, None), None);
         assert!(s.starts_with("LoRA answers 38.0% of the benchmark's questions") && s.ends_with("direction only, since no paired test could be made."), "{s}");
         let s = sentence("lora", &gain("recall", 0.4, 0.38, Some(0.7)), None);
