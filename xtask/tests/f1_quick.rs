@@ -20,13 +20,17 @@ fn run_all_quick_runs_the_f1_study_end_to_end() {
     eprintln!("run-all --profile quick: {:.0} s\n{stdout}", started.elapsed().as_secs_f64());
     assert_all_phases_ran(&stdout);
 
-    // Phase 1 curated the mirror at the quick sizes: 24 race winners taught in 6 renderings each,
+    // Phase 1 curated the mirror at the quick sizes: 24 race winners taught in 5 renderings each,
     // other F1DB facts and article text, abstention pairs; a benchmark of about 40 questions in
     // three parts, the probe and the unanswerable questions; every input hashed in the card.
     let curated = root.path().join("data/curated");
     let card = read_json(&curated.join("data_card.json"));
     let inj = &card["injection"];
-    assert_eq!((inj["taught_facts"].as_u64(), inj["control_facts"].as_u64(), inj["recall_pairs"].as_u64()), (Some(24), Some(8), Some(144)), "{inj}");
+    assert_eq!((inj["taught_facts"].as_u64(), inj["control_facts"].as_u64(), inj["recall_pairs"].as_u64()), (Some(24), Some(8), Some(120)), "{inj}");
+    // Tokens per epoch, counted with the base model's tokenizer and chat template: more than
+    // the words (a SmolLM2 token is less than a word here, and the template adds its own).
+    let (tokens, words) = (inj["train_tokens_per_epoch"].as_u64(), inj["train_words_per_epoch"].as_u64());
+    assert!(tokens.zip(words).is_some_and(|(t, w)| t > w && t < 4 * w), "{inj}");
     assert!(inj["abstention_pairs"].as_u64().is_some_and(|n| n > 0), "{inj}");
     for source in ["f1db", "wikipedia"] {
         assert!(card["pairs_by_source"][source].as_u64().is_some_and(|n| n > 0), "no {source} pairs: {}", card["pairs_by_source"]);

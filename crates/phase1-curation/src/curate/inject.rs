@@ -448,6 +448,28 @@ mod tests {
     }
 
     #[test]
+    fn with_taught_wins_the_most_winning_front_runners_are_the_distractors() {
+        let f = fact();
+        let wins = BTreeMap::from([("Fernando Alonso", 5), ("Juan Pablo Montoya", 3), ("Giancarlo Fisichella", 2), ("Mark Webber", 1), ("Kimi Räikkönen", 4)].map(|(d, n)| (d.to_string(), n)));
+        for seed in 0..20 {
+            let (_, right, d) = question(&f, RECALL[0], Some(&wins), &mut Rng::new(seed, "q"));
+            assert_eq!(right, "Kimi Räikkönen");
+            let mut d = d.to_vec();
+            d.sort();
+            assert_eq!(d, ["Fernando Alonso", "Giancarlo Fisichella", "Juan Pablo Montoya"], "seed {seed}");
+        }
+        // Ties are broken by the shuffle: with no taught wins among them, seeds pick different sets.
+        let sets: BTreeSet<Vec<String>> = (0..20)
+            .map(|seed| {
+                let mut d = question(&f, RECALL[0], Some(&BTreeMap::new()), &mut Rng::new(seed, "q")).2.to_vec();
+                d.sort();
+                d
+            })
+            .collect();
+        assert!(sets.len() > 3, "{sets:?}");
+    }
+
+    #[test]
     fn a_circuit_with_two_races_in_a_season_is_never_the_question() {
         let f = WinFact { shared_circuit: true, ..fact() };
         let ps = renderings(&f, 8, "", &mut Rng::new(3, "t"));
