@@ -1,6 +1,7 @@
 //! The `training:` section of `config/study.yaml`: which run configs the study trains (LoRA,
-//! QLoRA, full by default), overrides merged into every one of them, and named profiles
-//! (`quick`, `gpu`) merged over the section. Every run trains the study's base model on the
+//! QLoRA, full by default), overrides merged into every one of them, overrides for one run by
+//! its `name` (`run_overrides`, merged after those), and named profiles (`quick`, `gpu`) merged
+//! over the section. Every run trains the study's base model on the
 //! study's device, and renders its probe after the study's top-level `system_prompt` (the one
 //! the training pairs carry), so the variants differ only in method.
 
@@ -17,18 +18,20 @@ use crate::{config, Error, Result, TrainConfig};
 struct Section {
     runs: Vec<PathBuf>,
     overrides: Value,
+    run_overrides: serde_yaml::Mapping,
     profiles: serde_yaml::Mapping,
 }
 
 impl Default for Section {
     fn default() -> Self {
-        Section { runs: ["lora", "qlora", "full"].iter().map(|n| PathBuf::from(format!("config/{n}.yaml"))).collect(), overrides: Value::Mapping(Default::default()), profiles: Default::default() }
+        Section { runs: ["lora", "qlora", "full"].iter().map(|n| PathBuf::from(format!("config/{n}.yaml"))).collect(), overrides: Value::Mapping(Default::default()), run_overrides: Default::default(), profiles: Default::default() }
     }
 }
 
 /// Resolve the study's training runs: each run file with the section's overrides (after the
-/// profile) merged in, the study's base model and device, its `system_prompt` as
-/// `data.system_prompt`, and paths resolved against `root`.
+/// profile) merged in, then `run_overrides.<name>` for the run of that `name`, the study's base
+/// model and device, its `system_prompt` as `data.system_prompt`, and paths resolved against
+/// `root`.
 pub fn study_runs(study: &Path, profile: &str, root: &Path) -> Result<Vec<TrainConfig>> {
     let text = std::fs::read_to_string(study).map_err(|e| Error::io(study, e))?;
     let bad = |reason: String| Error::Config { path: study.to_path_buf(), reason };
@@ -47,11 +50,17 @@ pub fn study_runs(study: &Path, profile: &str, root: &Path) -> Result<Vec<TrainC
         Some(_) => return Err(bad("`system_prompt` must be a string".into())),
     };
     let mut runs = vec![];
+    let mut names = vec![];
     for file in &section.runs {
         let path = if file.is_relative() { root.join(file) } else { file.clone() };
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let mut value: Value = serde_yaml::from_str(&text).map_err(|e| Error::Config { path: path.clone(), reason: e.to_string() })?;
         f1_core::config::merge_yaml(&mut value, section.overrides.clone());
+        let name = value.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+        if let Some(over) = section.run_overrides.get(name.as_str()) {
+            f1_core::config::merge_yaml(&mut value, over.clone());
+        }
+        names.push(name);
         if let Some(m) = model {
             let mut from_study = serde_yaml::Mapping::new();
             if let Some(base) = m.get("base") {
@@ -76,5 +85,9 @@ pub fn study_runs(study: &Path, profile: &str, root: &Path) -> Result<Vec<TrainC
         cfg.resolve_paths(root);
         runs.extend(config::expand(&cfg)?);
     }
+    if let Some(unknown) = section.run_overrides.keys().find(|k| !names.iter().any(|n| Some(n.as_str()) == k.as_str())) {
+        return Err(bad(format!("`training.run_overrides` names the run {unknown:?}, which no file in `training.runs` has as its `name` (runs: {})", names.join(", "))));
+    }
     Ok(runs)
 }
+

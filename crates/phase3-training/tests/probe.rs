@@ -200,6 +200,27 @@ fn the_study_system_prompt_and_probe_path_reach_every_run() {
 }
 
 #[test]
+fn run_overrides_reach_only_the_run_they_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("config")).expect("mkdir");
+    for (name, method) in [("lora", "lora"), ("full", "full")] {
+        std::fs::write(root.join(format!("config/{name}.yaml")), format!("name: {name}\nmethod: {method}\nmodel: m\noutput_dir: models/{name}\ntrain:\n  grad_accum: 4\n")).expect("write");
+    }
+    let study = root.join("config/study.yaml");
+    let section = "training:\n  runs: [config/lora.yaml, config/full.yaml]\n  overrides: { train: { epochs: 3, grad_accum: 1 } }\n";
+    std::fs::write(&study, format!("{section}  run_overrides: {{ full: {{ train: {{ grad_accum: 2 }} }} }}\n")).expect("write");
+    let runs = phase3_training::study::study_runs(&study, "default", root).expect("study");
+    let by_name = |n: &str| runs.iter().find(|r| r.name == n).expect("run").train.clone();
+    assert_eq!((by_name("lora").grad_accum, by_name("lora").epochs), (1, 3));
+    assert_eq!((by_name("full").grad_accum, by_name("full").epochs), (2, 3));
+    // A name no run has is a mistake the study would otherwise ignore.
+    std::fs::write(&study, format!("{section}  run_overrides: {{ ful: {{ train: {{ grad_accum: 2 }} }} }}\n")).expect("write");
+    let err = phase3_training::study::study_runs(&study, "default", root).expect_err("unknown run").to_string();
+    assert!(err.contains("study.yaml") && err.contains("\"ful\"") && err.contains("lora, full"), "{err}");
+}
+
+#[test]
 fn the_new_keys_at_their_defaults_leave_the_config_hash_unchanged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = setup(dir.path(), Method::Lora, "hash");
