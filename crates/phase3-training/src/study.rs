@@ -1,9 +1,9 @@
 //! The `training:` section of `config/study.yaml`: which run configs the study trains (LoRA,
 //! QLoRA, full by default), overrides merged into every one of them, overrides for one run by
 //! its `name` (`run_overrides`, merged after those), and named profiles (`quick`, `gpu`) merged
-//! over the section. Every run trains the study's base model on the
-//! study's device, and renders its probe after the study's top-level `system_prompt` (the one
-//! the training pairs carry), so the variants differ only in method.
+//! over the section. Every run trains the study's base model on the study's device, and renders
+//! its probe after the study's top-level `system_prompt` (the one the training pairs carry), so
+//! the variants differ only in method.
 
 use std::path::{Path, PathBuf};
 
