@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::Paths;
 
@@ -145,43 +144,10 @@ pub fn phase_files(paths: &Paths, phase: &str, config: &Path, layout: &StudyLayo
     PhaseFiles { inputs, outputs }
 }
 
-/// sha256 of a file, or of a folder as the sorted list of (relative path, file hash); `absent`
-/// for a path that does not exist (so its appearance later changes the hash).
+/// sha256 of a file or folder (`f1_study::hash::sha256_tree`); `absent` for a path that does
+/// not exist (so its appearance later changes the hash).
 pub fn hash_path(path: &Path) -> Result<String> {
-    if path.is_file() {
-        return crate::model::sha256_file(path);
-    }
-    if !path.is_dir() {
-        return Ok("absent".into());
-    }
-    let mut files = vec![];
-    collect(path, path, &mut files)?;
-    files.sort();
-    let mut h = Sha256::new();
-    for (rel, abs) in files {
-        h.update(rel.as_bytes());
-        h.update([0]);
-        h.update(crate::model::sha256_file(&abs)?.as_bytes());
-        h.update([b'\n']);
-    }
-    Ok(format!("{:x}", h.finalize()))
-}
-
-fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let p = entry?.path();
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        // Temporary files of an interrupted write are not content.
-        if name.ends_with(".tmp") {
-            continue;
-        }
-        if p.is_dir() {
-            collect(root, &p, out)?;
-        } else {
-            out.push((p.strip_prefix(root).unwrap_or(&p).to_string_lossy().into_owned(), p));
-        }
-    }
-    Ok(())
+    Ok(f1_study::hash::sha256_tree(path)?)
 }
 
 /// Hashes of `files`, keyed by path relative to the root (absolute outside it).
@@ -245,12 +211,6 @@ impl Manifest {
     }
 
     fn save(&self) -> Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&self.doc)?).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &self.path).with_context(|| format!("writing {}", self.path.display()))?;
-        Ok(())
+        Ok(f1_study::fs::write_json_atomic(&self.path, &self.doc)?)
     }
 }

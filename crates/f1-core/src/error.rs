@@ -75,6 +75,16 @@ pub enum Error {
 /// Result alias for `f1-core`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<f1_study::Error> for Error {
+    fn from(e: f1_study::Error) -> Self {
+        match e {
+            f1_study::Error::Io { path, source } => Error::Io { path, source },
+            f1_study::Error::Parse { path, line, reason } => Error::Config { path, reason: format!("line {line}: {reason}") },
+            f1_study::Error::Serialize { path, reason } => Error::Config { path, reason },
+        }
+    }
+}
+
 impl Error {
     /// Wrap an I/O error with the file it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

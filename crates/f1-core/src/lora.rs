@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use f1_study::fs::write_atomic_with;
 use tch::{nn, Kind, Tensor};
 
 use crate::error::{Error, Result};
@@ -219,19 +220,13 @@ pub fn merged_weights(model: &mut Llama, base_vs: &nn::VarStore, kind: Kind) -> 
     out
 }
 
-fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    write(&tmp)?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
 /// Save the adapters in `lora_vs` as PEFT does, into `dir`.
 pub fn save(dir: &Path, lora_vs: &nn::VarStore, cfg: &LoraConfig, base_model: &str) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut tensors: Vec<(String, Tensor)> = lora_vs.variables().into_iter().map(|(n, t)| (format!("{PEFT_PREFIX}{n}"), t.detach().to_kind(Kind::Float).contiguous())).collect();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let weights = dir.join(ADAPTER_WEIGHTS);
-    write_atomic(&weights, |tmp| Tensor::write_safetensors(&tensors, tmp).map_err(Error::from))?;
+    write_atomic_with(&weights, |tmp| Tensor::write_safetensors(&tensors, tmp).map_err(Error::from))?;
     let mut json = serde_json::to_value(cfg).map_err(|e| Error::Invalid(e.to_string()))?;
     let extra = serde_json::json!({
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_model,
@@ -246,7 +241,7 @@ pub fn save(dir: &Path, lora_vs: &nn::VarStore, cfg: &LoraConfig, base_model: &s
     }
     let config = dir.join(ADAPTER_CONFIG);
     let text = serde_json::to_string_pretty(&json).map_err(|e| Error::Invalid(e.to_string()))?;
-    write_atomic(&config, |tmp| std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e)))
+    Ok(f1_study::fs::write_atomic(&config, text.as_bytes())?)
 }
 
 /// Read a PEFT `adapter_config.json`.
@@ -341,7 +336,7 @@ pub fn save_merged(dir: &Path, loaded: &mut crate::LoadedModel, kind: Kind) -> R
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let weights = merged_weights(&mut loaded.model, &loaded.vs, kind);
     let path = dir.join("model.safetensors");
-    write_atomic(&path, |tmp| Tensor::write_safetensors(&weights, tmp).map_err(Error::from))?;
+    write_atomic_with(&path, |tmp| Tensor::write_safetensors(&weights, tmp).map_err(Error::from))?;
     let cfg = loaded.model.config();
     let mut json = serde_json::to_value(cfg).map_err(|e| Error::Invalid(e.to_string()))?;
     if let Some(obj) = json.as_object_mut() {
@@ -351,7 +346,7 @@ pub fn save_merged(dir: &Path, loaded: &mut crate::LoadedModel, kind: Kind) -> R
     let write_json = |name: &str, value: &serde_json::Value| -> Result<()> {
         let p = dir.join(name);
         let text = serde_json::to_string_pretty(value).map_err(|e| Error::Invalid(e.to_string()))?;
-        write_atomic(&p, |tmp| std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e)))
+        Ok(f1_study::fs::write_atomic(&p, text.as_bytes())?)
     };
     write_json("config.json", &json)?;
     loaded.tokenizer.save(&dir.join("tokenizer.json"))?;

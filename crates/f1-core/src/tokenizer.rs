@@ -340,7 +340,7 @@ impl Tokenizer {
     /// Write the pipeline as a Hugging Face `tokenizer.json` at `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = self.inner.to_string(true).map_err(|e| self.error(format!("cannot serialise: {e}")))?;
-        std::fs::write(path, json).map_err(|e| Error::io(path, e))
+        Ok(f1_study::fs::write_atomic(path, json.as_bytes())?)
     }
 
     fn error(&self, reason: String) -> Error {

@@ -53,6 +53,16 @@ pub enum Error {
 /// Result alias for `phase1-curation`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<f1_study::Error> for Error {
+    fn from(e: f1_study::Error) -> Self {
+        match e {
+            f1_study::Error::Io { path, source } => Error::Io { path, source },
+            f1_study::Error::Parse { path, line, reason } => Error::Parse { path: path.display().to_string(), line: Some(line), reason },
+            f1_study::Error::Serialize { path, reason } => Error::Parse { path: path.display().to_string(), line: None, reason },
+        }
+    }
+}
+
 impl Error {
     /// Wrap an I/O error with the file it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

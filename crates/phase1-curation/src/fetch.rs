@@ -438,15 +438,8 @@ impl Fetcher {
             bytes: body.len() as u64,
         };
         let (body_path, meta_path) = self.cache_paths(&parsed);
-        let write = |path: &Path, bytes: &[u8]| -> Result<()> {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-            }
-            // Write then rename, so a crash never leaves a half file the cache would serve.
-            let tmp = path.with_extension("part");
-            std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-        };
+        // Atomic, so a crash never leaves a half file the cache would serve.
+        let write = |path: &Path, bytes: &[u8]| -> Result<()> { Ok(f1_study::fs::write_atomic(path, bytes)?) };
         write(&body_path, &body)?;
         let json =
             serde_json::to_vec_pretty(&meta).map_err(|e| Error::Http { url: url.into(), reason: e.to_string() })?;

@@ -1,7 +1,10 @@
 //! Checkpoints: trainable weights, optimizer state and loop state written into
 //! `<output>/checkpoints/step-NNNNNN/` atomically (everything goes to a `.tmp` directory that is
-//! renamed when complete, so a run killed mid-write leaves the previous checkpoint intact).
-//! The config hash stored with each checkpoint makes `--resume` refuse a different run.
+//! renamed when complete, so a run killed mid-write leaves the previous checkpoint intact;
+//! every file and both folders are synced before and after the rename, so a power loss cannot
+//! leave a renamed folder with empty files). Checkpoints sort by their step number.
+//! The run key stored with each checkpoint (config, data and model) keeps a resume from
+//! continuing a different run.
 //! When the loop keeps the weights of its best probe evaluation for `load_best_at_end`, and
 //! they are not the checkpoint's own, they go beside them (`best.safetensors`), so every
 //! checkpoint is complete on its own and a resumed run restores the same best weights.
@@ -22,7 +25,7 @@ pub struct LoopState {
     pub epoch: usize,
     /// Index of the next micro-batch in that epoch's order.
     pub batch_in_epoch: usize,
-    /// sha256 of the run's config.
+    /// The run key (`crate::run_key`: config, data and model) it was written under.
     pub config_hash: String,
     /// Best validation loss so far.
     pub best_val_loss: Option<f64>,
@@ -75,10 +78,17 @@ pub fn save(dir: &Path, state: &LoopState, weights: &[(String, Tensor)], optimiz
     }
     let json = serde_json::to_string_pretty(state).map_err(|e| ck_err(&tmp, e.to_string()))?;
     std::fs::write(tmp.join(STATE), json).map_err(|e| Error::io(tmp.join(STATE), e))?;
+    for name in [WEIGHTS, OPTIMIZER, BEST, STATE] {
+        if tmp.join(name).exists() {
+            f1_study::fs::sync_file(&tmp.join(name))?;
+        }
+    }
+    f1_study::fs::sync_dir(&tmp)?;
     if final_dir.exists() {
         std::fs::remove_dir_all(&final_dir).map_err(|e| Error::io(&final_dir, e))?;
     }
     std::fs::rename(&tmp, &final_dir).map_err(|e| Error::io(&final_dir, e))?;
+    f1_study::fs::sync_dir(dir)?;
     let mut all = list(dir)?;
     while all.len() > keep.max(1) {
         let old = all.remove(0);
@@ -87,18 +97,25 @@ pub fn save(dir: &Path, state: &LoopState, weights: &[(String, Tensor)], optimiz
     Ok(final_dir)
 }
 
-/// Complete checkpoints in `dir`, oldest first.
+/// The step of a complete checkpoint folder's name (`step-000212` -> 212).
+fn step_of(path: &Path) -> Option<u64> {
+    path.file_name()?.to_str()?.strip_prefix("step-")?.parse().ok()
+}
+
+/// Complete checkpoints in `dir`, oldest first (by step number, so `step-1000000` comes after
+/// `step-999999`).
 pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
     if !dir.exists() {
         return Ok(vec![]);
     }
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+    let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("step-") && !n.ends_with(".tmp")))
+        .filter(|p| p.is_dir())
+        .filter_map(|p| step_of(&p).map(|s| (s, p)))
         .collect();
     out.sort();
-    Ok(out)
+    Ok(out.into_iter().map(|(_, p)| p).collect())
 }
 
 /// A loaded checkpoint.
@@ -115,15 +132,46 @@ pub struct Loaded {
     pub path: PathBuf,
 }
 
-/// Load the newest checkpoint in `dir`, refusing one written by a different config.
-pub fn load_latest(dir: &Path, config_hash: &str) -> Result<Option<Loaded>> {
-    let Some(path) = list(dir)?.pop() else { return Ok(None) };
+/// The newest checkpoint of a folder, as far as a run with a given key is concerned.
+pub enum Latest {
+    /// No complete checkpoint.
+    None,
+    /// One written under this run key, loaded.
+    Same(Loaded),
+    /// One written under another run key (not loaded).
+    Other {
+        /// The checkpoint folder.
+        path: PathBuf,
+        /// Its run key.
+        key: String,
+    },
+}
+
+/// The newest checkpoint in `dir`, loaded only when it was written under `run_key`.
+pub fn load_latest(dir: &Path, run_key: &str) -> Result<Latest> {
+    let Some(path) = list(dir)?.pop() else { return Ok(Latest::None) };
     let text = std::fs::read_to_string(path.join(STATE)).map_err(|e| Error::io(path.join(STATE), e))?;
     let state: LoopState = serde_json::from_str(&text).map_err(|e| ck_err(&path, format!("state.json: {e}")))?;
-    if state.config_hash != config_hash {
-        return Err(ck_err(&path, format!("was written by a different config (hash {} vs this run's {config_hash}); use a new output_dir or drop --resume", &state.config_hash[..12.min(state.config_hash.len())])));
+    if state.config_hash != run_key {
+        return Ok(Latest::Other { path, key: state.config_hash });
     }
     let read = |name: &str| Tensor::read_safetensors(path.join(name)).map_err(|e| ck_err(&path, format!("{name}: {e}")));
     let best = if path.join(BEST).exists() { Some(read(BEST)?) } else { None };
-    Ok(Some(Loaded { weights: read(WEIGHTS)?, optimizer: read(OPTIMIZER)?, best, state, path }))
+    Ok(Latest::Same(Loaded { weights: read(WEIGHTS)?, optimizer: read(OPTIMIZER)?, best, state, path }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_sort_by_step_number_and_skip_unfinished_ones() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        for name in ["step-1000000", "step-999999", "step-000005", "step-000007.tmp", "notes"] {
+            std::fs::create_dir_all(dir.path().join(name)).map_err(|e| Error::io(dir.path(), e))?;
+        }
+        let names: Vec<String> = list(dir.path())?.iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
+        assert_eq!(names, ["step-000005", "step-999999", "step-1000000"]);
+        Ok(())
+    }
 }

@@ -4,10 +4,10 @@
 //! fine-tuning on 1.5k pairs. The thresholds are deliberately loose: they flag degenerate
 //! loops, not merely terse answers.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Signals over one evaluation's samples.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CollapseReport {
     /// Unique unigrams / unigrams across samples.
     pub distinct_1: f64,

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
@@ -152,7 +151,7 @@ impl Default for TrainSection {
 pub const EARLY_STOPPING_METRICS: [&str; 2] = ["probe", "val_loss"];
 
 /// What early stopping watches once the config is resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopMetric {
     /// Probe accuracy, higher is better.
@@ -265,7 +264,7 @@ impl TrainConfig {
             }
         }
         let yaml = serde_yaml::to_string(&value).unwrap_or_default();
-        format!("{:x}", Sha256::digest(yaml.as_bytes()))
+        f1_study::hash::sha256_hex(yaml.as_bytes())
     }
 
     /// Resolve relative paths against `root`.

@@ -60,6 +60,16 @@ pub enum Error {
 /// Result alias for `phase3-training`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<f1_study::Error> for Error {
+    fn from(e: f1_study::Error) -> Self {
+        match e {
+            f1_study::Error::Io { path, source } => Error::Io { path, source },
+            f1_study::Error::Parse { path, line, reason } => Error::Data { path, line, reason },
+            f1_study::Error::Serialize { path, reason } => Error::Invalid(format!("{}: {reason}", path.display())),
+        }
+    }
+}
+
 impl Error {
     /// Wrap an I/O error with its file.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

@@ -33,7 +33,7 @@ use f1_core::generate::{generate, GenerationConfig};
 use f1_core::loss::{masked_lm_loss, Layout, IGNORE};
 use f1_core::optim::{AdamW, AdamWConfig, Schedule};
 use f1_core::{load_model, lora, LoadedModel, ModelOptions};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
 pub use config::{Method, StopMetric, TrainConfig};
@@ -48,7 +48,7 @@ use probe::Probe;
 pub const PHASE: &str = "phase3-training";
 
 /// One evaluation on the validation split.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalResult {
     /// Mean token cross-entropy on the reference replies.
     pub loss: f64,
@@ -63,7 +63,7 @@ pub struct EvalResult {
 }
 
 /// What the probe measured over a run (`summary.json`'s `probe`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeSummary {
     /// Accuracy of the base model, before the first step (`None` after resuming a checkpoint
     /// written before the probe existed).
@@ -82,7 +82,7 @@ pub struct ProbeSummary {
 }
 
 /// What a run did, written to `summary.json` beside its artifacts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainSummary {
     /// Run name.
     pub name: String,
@@ -128,6 +128,68 @@ pub struct TrainSummary {
     pub artifacts: PathBuf,
     /// The resumed checkpoint, if any.
     pub resumed_from: Option<PathBuf>,
+    /// The run key ([`run_key`]): a run asked to resume whose `summary.json` holds its own
+    /// key and whose artifacts exist is finished, and is reported, not retrained. Empty in
+    /// summaries written before the key existed.
+    #[serde(default)]
+    pub run_key: String,
+}
+
+/// What to do with what a run's output folder already holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Train from step 0. Checkpoints already there are set aside first
+    /// (`checkpoints.stale`), so the new run never keeps or resumes them.
+    No,
+    /// A finished run with this run key is reported as it is; an interrupted one continues
+    /// from its newest checkpoint. A checkpoint written under another run key is an error
+    /// naming both keys and the fix (`phase3-training train --resume`).
+    Continue,
+    /// As [`Resume::Continue`], but a checkpoint written under another run key (the config,
+    /// the data or the model changed) is set aside (`checkpoints.stale`) and the run starts
+    /// over: what `phase3-training run` (and so `cargo xtask run-all`) does, because the study
+    /// decides what the run is.
+    ContinueOrRestart,
+}
+
+/// The identity of a run's result: the config's hash ([`TrainConfig::hash`]), `max_steps`
+/// (it sets the schedule's length), and the contents of the training, validation and probe
+/// files and of the base model (a local file or folder; a hub id as written). Checkpoints and
+/// `summary.json` carry it, so nothing trained under another key is resumed or reused.
+pub fn run_key(cfg: &TrainConfig) -> Result<String> {
+    let mut key = f1_study::hash::Fields::new();
+    key.field(b"run-key-v1").field(cfg.hash().as_bytes()).field(format!("{:?}", cfg.train.max_steps).as_bytes());
+    let mut files = vec![&cfg.data.train, &cfg.data.validation];
+    files.extend(cfg.data.probe.as_ref());
+    for f in files {
+        key.field(f1_study::hash::sha256_file(f)?.as_bytes());
+    }
+    let model = Path::new(&cfg.model);
+    let model_hash = if model.exists() { f1_study::hash::sha256_tree(model)? } else { cfg.model.clone() };
+    key.field(model_hash.as_bytes());
+    Ok(key.hex())
+}
+
+/// The summary of a finished run under `key` in `out_dir`, if there is one with its artifacts.
+fn finished(out_dir: &Path, key: &str) -> Option<TrainSummary> {
+    let text = std::fs::read_to_string(out_dir.join("summary.json")).ok()?;
+    let s: TrainSummary = serde_json::from_str(&text).ok()?;
+    (s.run_key == key && s.artifacts.exists()).then_some(s)
+}
+
+/// Move `ck_dir` aside to `checkpoints.stale` (replacing an older one), so a fresh run neither
+/// resumes nor prunes checkpoints it did not write, and nothing is deleted unasked twice over.
+fn set_aside(ck_dir: &Path, why: &str) -> Result<()> {
+    if checkpoint::list(ck_dir)?.is_empty() {
+        return Ok(());
+    }
+    let stale = ck_dir.with_file_name("checkpoints.stale");
+    if stale.exists() {
+        std::fs::remove_dir_all(&stale).map_err(|e| Error::io(&stale, e))?;
+    }
+    std::fs::rename(ck_dir, &stale).map_err(|e| Error::io(ck_dir, e))?;
+    tracing::warn!(from = %ck_dir.display(), to = %stale.display(), "{why}: the old checkpoints were set aside and the run starts over");
+    Ok(())
 }
 
 /// Peak resident set size of this process in MiB (0 where unknown).
@@ -180,6 +242,9 @@ fn copy_into(vars: &[(String, Tensor)], src: &[(String, Tensor)], what: &Path) -
     let by_name: std::collections::HashMap<&str, &Tensor> = src.iter().map(|(n, t)| (n.as_str(), t)).collect();
     for (name, var) in vars {
         let t = by_name.get(name.as_str()).ok_or_else(|| Error::Checkpoint { path: what.into(), reason: format!("has no weight `{name}`") })?;
+        if t.size() != var.size() {
+            return Err(Error::Checkpoint { path: what.into(), reason: format!("weight `{name}` has shape {:?}, the run's is {:?}", t.size(), var.size()) });
+        }
         tch::no_grad(|| var.shallow_clone().copy_(t));
     }
     Ok(())
@@ -208,25 +273,42 @@ fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
     }
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let kept: Vec<&str> = text.lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s as usize <= step)).collect();
-    std::fs::write(path, kept.iter().map(|l| format!("{l}\n")).collect::<String>()).map_err(|e| Error::io(path, e))
+    Ok(f1_study::fs::write_atomic(path, kept.iter().map(|l| format!("{l}\n")).collect::<String>().as_bytes())?)
 }
 
 /// Run one training configuration to the end (or to `max_steps`), resuming from the newest
-/// checkpoint in its output directory when `resume` is set.
+/// checkpoint in its output directory when `resume` is set ([`Resume::Continue`], else
+/// [`Resume::No`]).
 pub fn train(cfg: &TrainConfig, resume: bool) -> Result<TrainSummary> {
     train_until(cfg, resume, None)
+}
+
+/// Run one training configuration, deciding from `resume` what to do with what its output
+/// folder already holds.
+pub fn train_with(cfg: &TrainConfig, resume: Resume) -> Result<TrainSummary> {
+    run(cfg, resume, None)
 }
 
 /// [`train`], but stop right after optimizer step `interrupt_after` as if the process had been
 /// killed there: no final evaluation, no artifacts, only the checkpoints the cadence wrote.
 /// Used to test that `--resume` continues exactly.
 pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usize>) -> Result<TrainSummary> {
+    run(cfg, if resume { Resume::Continue } else { Resume::No }, interrupt_after)
+}
+
+fn run(cfg: &TrainConfig, resume: Resume, interrupt_after: Option<usize>) -> Result<TrainSummary> {
     let t = &cfg.train;
     let out_dir = cfg.output_dir.clone();
     std::fs::create_dir_all(&out_dir).map_err(|e| Error::io(&out_dir, e))?;
     let ck_dir = out_dir.join("checkpoints");
-    let config_hash = cfg.hash();
-    std::fs::write(out_dir.join("resolved_config.yaml"), serde_yaml::to_string(cfg).unwrap_or_default()).map_err(|e| Error::io(out_dir.join("resolved_config.yaml"), e))?;
+    let key = run_key(cfg)?;
+    if resume != Resume::No {
+        if let Some(done) = finished(&out_dir, &key) {
+            tracing::info!(run = %cfg.name, artifacts = %done.artifacts.display(), "finished before with the same config, data and model: nothing to train");
+            return Ok(done);
+        }
+    }
+    f1_study::fs::write_atomic(&out_dir.join("resolved_config.yaml"), serde_yaml::to_string(cfg).unwrap_or_default().as_bytes())?;
 
     // 1. The model, and what trains.
     let opts = ModelOptions::parse(&t.device, &t.dtype)?;
@@ -287,7 +369,7 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
         step: 0,
         epoch: 0,
         batch_in_epoch: 0,
-        config_hash: config_hash.clone(),
+        config_hash: key.clone(),
         best_val_loss: None,
         evals_without_improvement: 0,
         initial_probe_acc: None,
@@ -300,24 +382,40 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
     };
     let mut best_weights: Option<Vec<(String, Tensor)>> = None;
     let mut resumed_from = None;
-    if resume {
-        if let Some(ck) = checkpoint::load_latest(&ck_dir, &config_hash)? {
-            copy_into(&trainable, &ck.weights, &ck.path)?;
-            opt.load_state(&ck.optimizer)?;
-            if keep_best {
-                best_weights = match (ck.state.best_step, &ck.best) {
-                    (None, _) => None,
-                    (Some(s), None) if s == ck.state.step => Some(snapshot(&trainable)),
-                    (Some(_), Some(best)) => Some(like_vars(&trainable, best, &ck.path)?),
-                    (Some(s), None) => return Err(Error::Checkpoint { path: ck.path.clone(), reason: format!("its best evaluation is step {s} but it holds no best.safetensors; drop --resume to start over") }),
-                };
-            }
-            tracing::info!(step = ck.state.step, path = %ck.path.display(), "resumed");
-            state = ck.state;
-            resumed_from = Some(ck.path);
-        } else {
-            tracing::info!("--resume: no checkpoint in {}, starting fresh", ck_dir.display());
+    let latest = match resume {
+        Resume::No => {
+            set_aside(&ck_dir, "training from step 0")?;
+            None
         }
+        Resume::Continue | Resume::ContinueOrRestart => match checkpoint::load_latest(&ck_dir, &key)? {
+            checkpoint::Latest::None => {
+                tracing::info!("no checkpoint in {}, starting fresh", ck_dir.display());
+                None
+            }
+            checkpoint::Latest::Same(ck) => Some(ck),
+            checkpoint::Latest::Other { path, key: other } if resume == Resume::Continue => {
+                return Err(Error::Checkpoint { path, reason: format!("was written by a different config, data or model (run key {} vs this run's {}); use a new output_dir, or train without --resume to start over (the old checkpoints are then set aside in checkpoints.stale)", &other[..12.min(other.len())], &key[..12]) });
+            }
+            checkpoint::Latest::Other { .. } => {
+                set_aside(&ck_dir, "the config, data or model changed since the last checkpoint")?;
+                None
+            }
+        },
+    };
+    if let Some(ck) = latest {
+        copy_into(&trainable, &ck.weights, &ck.path)?;
+        opt.load_state(&ck.optimizer)?;
+        if keep_best {
+            best_weights = match (ck.state.best_step, &ck.best) {
+                (None, _) => None,
+                (Some(s), None) if s == ck.state.step => Some(snapshot(&trainable)),
+                (Some(_), Some(best)) => Some(like_vars(&trainable, best, &ck.path)?),
+                (Some(s), None) => return Err(Error::Checkpoint { path: ck.path.clone(), reason: format!("its best evaluation is step {s} but it holds no best.safetensors; drop --resume to start over") }),
+            };
+        }
+        tracing::info!(step = ck.state.step, path = %ck.path.display(), "resumed");
+        state = ck.state;
+        resumed_from = Some(ck.path);
     }
     let metrics_path = out_dir.join("metrics.jsonl");
     if resumed_from.is_some() {
@@ -494,8 +592,9 @@ pub fn train_until(cfg: &TrainConfig, resume: bool, interrupt_after: Option<usiz
         collapse_flagged,
         artifacts,
         resumed_from,
+        run_key: key,
     };
     let json = serde_json::to_string_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
-    std::fs::write(out_dir.join("summary.json"), json).map_err(|e| Error::io(out_dir.join("summary.json"), e))?;
+    f1_study::fs::write_atomic(&out_dir.join("summary.json"), json.as_bytes())?;
     Ok(summary)
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use phase3_training::{config, train, TrainConfig};
+use phase3_training::{config, train, train_with, Resume, TrainConfig};
 
 #[derive(Parser)]
 #[command(version, about = "Phase 3: LoRA, QLoRA and full-parameter fine-tuning")]
@@ -47,9 +47,10 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run { config, profile } => {
             for run in phase3_training::study::study_runs(&config, &profile, &root)? {
-                // An interrupted run continues from its newest checkpoint; a finished one whose
-                // config changed starts over (checkpoints carry the config hash).
-                let s = train(&run, true).with_context(|| format!("training run {}", run.name))?;
+                // A finished run is reported as it is, an interrupted one continues from its
+                // newest checkpoint, and one whose config, data or model changed starts over
+                // (checkpoints and summaries carry the run key).
+                let s = train_with(&run, Resume::ContinueOrRestart).with_context(|| format!("training run {}", run.name))?;
                 println!("{}", one_line(&s));
             }
         }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use common::{metric_lines, serial, setup};
 use phase3_training::{train, train_until, Method, TrainConfig};
-use sha2::{Digest, Sha256};
+
 use tch::Tensor;
 
 fn write_probe(path: &Path, items: &[(String, Vec<String>, usize)]) -> PathBuf {
@@ -231,7 +231,7 @@ fn the_new_keys_at_their_defaults_leave_the_config_hash_unchanged() {
     c.train.max_steps = None;
     let new_keys = ["probe:", "system_prompt:", "early_stopping_metric:", "early_stopping_min_delta:", "load_best_at_end:"];
     let old: String = serde_yaml::to_string(&c).expect("yaml").lines().filter(|l| !new_keys.iter().any(|k| l.trim_start().starts_with(k))).map(|l| format!("{l}\n")).collect();
-    assert_eq!(cfg.hash(), format!("{:x}", Sha256::digest(old.as_bytes())));
+    assert_eq!(cfg.hash(), f1_study::hash::sha256_hex(old.as_bytes()));
     // Set, they change it like any other key.
     let mut other = cfg.clone();
     other.train.early_stopping_metric = "val_loss".into();

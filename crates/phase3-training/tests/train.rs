@@ -9,7 +9,7 @@ use std::path::Path;
 use common::{losses, serial, setup};
 use phase3_training::config::expand;
 use phase3_training::data::{preflight, Example};
-use phase3_training::{train, train_until, Method, TrainConfig};
+use phase3_training::{train, train_until, train_with, Method, Resume, TrainConfig};
 
 #[test]
 fn lora_loss_curve_is_golden_and_the_adapter_loads() {
@@ -58,6 +58,40 @@ fn resume_after_an_interruption_reproduces_the_uninterrupted_run() {
     other.train.lr = 1e-3;
     let err = train(&other, true).expect_err("different config").to_string();
     assert!(err.contains("different config"), "{err}");
+}
+
+#[test]
+fn a_finished_run_is_reported_and_changed_data_starts_over() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = setup(dir.path(), Method::Lora, "run");
+    let first = train(&cfg, false).expect("train");
+    let summary = std::fs::read(cfg.output_dir.join("summary.json")).expect("summary");
+    let metrics = std::fs::read(cfg.output_dir.join("metrics.jsonl")).expect("metrics");
+    // Resuming a finished run reports it: nothing retrained, nothing blanked or rewritten.
+    for resume in [Resume::Continue, Resume::ContinueOrRestart] {
+        let again = train_with(&cfg, resume).expect("finished run");
+        assert_eq!((again.steps, again.run_key.as_str()), (first.steps, first.run_key.as_str()));
+        assert!(again.final_eval.is_some(), "the finished run's evaluation is kept");
+        assert_eq!(std::fs::read(cfg.output_dir.join("summary.json")).expect("summary"), summary);
+        assert_eq!(std::fs::read(cfg.output_dir.join("metrics.jsonl")).expect("metrics"), metrics);
+    }
+    // New training data under the same config: another run key. An interrupted run of the
+    // old data is not continued: `train --resume` refuses it, naming both keys, and the
+    // study's own resume sets its checkpoints aside and trains from step 0.
+    let mut cut = cfg.clone();
+    cut.output_dir = dir.path().join("cut");
+    assert!(train_until(&cut, false, Some(5)).is_err());
+    let text = std::fs::read_to_string(&cut.data.train).expect("train data");
+    std::fs::write(&cut.data.train, text.replace("Who won race 3?", "Which driver won race 3?")).expect("edit");
+    let err = train(&cut, true).expect_err("changed data").to_string();
+    assert!(err.contains("different config, data or model") && err.contains("without --resume"), "{err}");
+    let s = train_with(&cut, Resume::ContinueOrRestart).expect("restart");
+    assert!(s.resumed_from.is_none(), "{:?}", s.resumed_from);
+    assert_ne!(s.run_key, first.run_key);
+    assert_eq!(s.steps, first.steps);
+    assert!(cut.output_dir.join("checkpoints.stale/step-000004").is_dir(), "the old checkpoints are set aside, not deleted");
+    assert_eq!(losses(&cut.output_dir).len(), first.steps, "metrics of the old run are not mixed in");
 }
 
 #[test]
@@ -168,4 +202,25 @@ fn a_run_killed_with_sigkill_resumes_from_its_last_checkpoint() {
     assert_eq!(a.len(), 180);
     assert_eq!(a.len(), b.len());
     assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6));
+    // And so do its final weights and its summary (but for where it resumed and its times).
+    let weights = |d: &Path| {
+        let mut w = tch::Tensor::read_safetensors(d.join("adapter/adapter_model.safetensors")).expect("adapter");
+        w.sort_by(|a, b| a.0.cmp(&b.0));
+        w
+    };
+    let (wa, wb) = (weights(&whole.output_dir), weights(&cfg.output_dir));
+    assert_eq!(wa.len(), wb.len());
+    for ((na, ta), (nb, tb)) in wa.iter().zip(&wb) {
+        assert_eq!(na, nb);
+        let diff = (ta - tb).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{na}: max |difference| {diff}");
+    }
+    let whole_summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(whole.output_dir.join("summary.json")).expect("summary")).expect("json");
+    for key in ["steps", "tokens_seen", "trainable_params", "stopped_early", "collapse_flagged", "run_key"] {
+        assert_eq!(summary[key], whole_summary[key], "{key}");
+    }
+    for key in ["/final_train_loss", "/final_eval/loss"] {
+        let (x, y) = (summary.pointer(key).and_then(serde_json::Value::as_f64), whole_summary.pointer(key).and_then(serde_json::Value::as_f64));
+        assert!(matches!((x, y), (Some(x), Some(y)) if (x - y).abs() < 1e-6), "{key}: {x:?} vs {y:?}");
+    }
 }

@@ -48,6 +48,16 @@ pub enum Error {
     Core(#[from] f1_core::Error),
 }
 
+impl From<f1_study::Error> for Error {
+    fn from(e: f1_study::Error) -> Self {
+        match e {
+            f1_study::Error::Io { path, source } => Error::Io { path, source },
+            f1_study::Error::Parse { path, line, reason } => Error::Data { path, line, reason },
+            f1_study::Error::Serialize { path, reason } => Error::Invalid(format!("{}: {reason}", path.display())),
+        }
+    }
+}
+
 impl Error {
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

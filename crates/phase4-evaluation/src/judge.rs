@@ -25,7 +25,6 @@ use reqwest::blocking::Client;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
@@ -739,22 +738,12 @@ fn parse_completion(body: &str) -> std::result::Result<Verdict, String> {
 /// that no two different requests hash the same bytes. The endpoint is left out on purpose: the
 /// same model gives the same verdict wherever it is served.
 fn cache_key(model: &str, messages: &[ChatMessage]) -> String {
-    let mut hasher = Sha256::new();
-    let mut field = |bytes: &[u8]| {
-        hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(bytes);
-    };
-    field(CACHE_TAG.as_bytes());
-    field(model.as_bytes());
+    let mut fields = f1_study::hash::Fields::new();
+    fields.field(CACHE_TAG.as_bytes()).field(model.as_bytes());
     for message in messages {
-        field(message.role.as_bytes());
-        field(message.content.as_bytes());
+        fields.field(message.role.as_bytes()).field(message.content.as_bytes());
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    fields.hex()
 }
 
 /// The cached verdict at `path`, if there is a valid one. A missing file is a plain miss; an
@@ -822,21 +811,8 @@ fn write_cache(path: &Path, model: &str, verdict: &Verdict) -> Result<()> {
             path.display()
         ))
     })?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(
-        ".{name}.{}.{:016x}.tmp",
-        std::process::id(),
-        rand::rng().random::<u64>()
-    ));
-    fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| {
-        // Best effort: a leftover temporary file is harmless but clutters the cache.
-        let _ = fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    // Temporaries are unique per process and call, so concurrent workers never share one.
+    Ok(f1_study::fs::write_atomic(path, text.as_bytes())?)
 }
 
 /// A bar on stderr for batches worth watching; hidden for a handful of items (and by indicatif

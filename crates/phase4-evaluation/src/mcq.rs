@@ -76,13 +76,10 @@ fn default_part() -> String {
 pub fn read_mcq(path: &Path) -> Result<Vec<McqItem>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut items = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let err = |reason: String| Error::Data { path: path.to_path_buf(), line: i + 1, reason };
+    for (n, line) in f1_study::jsonl::lines(&text) {
+        let err = |reason: String| Error::Data { path: path.to_path_buf(), line: n, reason };
         let v: Value = serde_json::from_str(line).map_err(|e| err(format!("not valid JSON: {e}")))?;
-        items.push(parse_item(&v, i + 1).map_err(err)?);
+        items.push(parse_item(&v, n).map_err(err)?);
     }
     if items.is_empty() {
         return Err(Error::Data { path: path.to_path_buf(), line: 0, reason: "no questions in the file".into() });

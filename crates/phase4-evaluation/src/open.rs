@@ -50,8 +50,8 @@ pub struct OpenItem {
 pub fn read_open(path: &Path) -> Result<Vec<OpenItem>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut items = vec![];
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let err = |reason: String| Error::Data { path: path.to_path_buf(), line: i + 1, reason };
+    for (n, line) in f1_study::jsonl::lines(&text) {
+        let err = |reason: String| Error::Data { path: path.to_path_buf(), line: n, reason };
         let v: Value = serde_json::from_str(line).map_err(|e| err(format!("not valid JSON: {e}")))?;
         let s = |k: &str| v.get(k).and_then(Value::as_str);
         let (prompt, reference) = if let Some(m) = v.get("messages") {
@@ -69,7 +69,7 @@ pub fn read_open(path: &Path) -> Result<Vec<OpenItem>> {
         } else {
             return Err(err("expected `messages`, `instruction`+`output` or `question`+`answer`".into()));
         };
-        let id = s("id").map_or_else(|| format!("line-{}", i + 1), str::to_string);
+        let id = s("id").map_or_else(|| format!("line-{n}"), str::to_string);
         items.push(OpenItem { id, prompt, reference, category: s("category").map(str::to_string), part: s("part").map_or_else(default_part, str::to_string) });
     }
     Ok(items)
@@ -300,10 +300,11 @@ pub fn hallucination_report(results: &[HallucinationResult]) -> HallucinationRep
 pub fn evaluate_unanswerable(backend: &mut dyn Backend, path: &Path, limit: usize, system: Option<&str>, max_new_tokens: usize, batch: usize) -> Result<(HallucinationReport, Vec<HallucinationResult>)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut qs = vec![];
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let v: Value = serde_json::from_str(line).map_err(|e| Error::Data { path: path.to_path_buf(), line: i + 1, reason: format!("not valid JSON: {e}") })?;
-        let q = v.get("question").and_then(Value::as_str).ok_or_else(|| Error::Data { path: path.to_path_buf(), line: i + 1, reason: "no `question` string".into() })?;
-        let id = v.get("id").and_then(Value::as_str).map_or_else(|| format!("line-{}", i + 1), str::to_string);
+    for (n, line) in f1_study::jsonl::lines(&text) {
+        let err = |reason: String| Error::Data { path: path.to_path_buf(), line: n, reason };
+        let v: Value = serde_json::from_str(line).map_err(|e| err(format!("not valid JSON: {e}")))?;
+        let q = v.get("question").and_then(Value::as_str).ok_or_else(|| err("no `question` string".into()))?;
+        let id = v.get("id").and_then(Value::as_str).map_or_else(|| format!("line-{n}"), str::to_string);
         let kind = v.get("kind").and_then(Value::as_str).map_or_else(unknown_kind, str::to_string);
         qs.push((id, q.to_string(), kind));
     }

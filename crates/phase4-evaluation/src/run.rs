@@ -6,13 +6,11 @@
 //! starts with the study's system prompt, the format the model was trained in; the headline
 //! leads with the chat-format accuracy on the recall part (the taught facts).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use f1_core::ChatMessage;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::backend::Backend;
 use crate::config::EvalConfig;
@@ -107,42 +105,23 @@ pub struct EvalReport {
 
 /// sha256 of a file, hex.
 pub fn file_sha256(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Ok(format!("{:x}", Sha256::digest(&bytes)))
+    Ok(f1_study::hash::sha256_file(path)?)
 }
 
-/// Write records as JSONL through a temporary file, so a crash never leaves half a file.
+/// Write records as JSONL, atomically and durably (`f1_study::jsonl`).
 pub fn write_jsonl<T: Serialize>(path: &Path, records: &[T]) -> Result<()> {
-    let mut buf = Vec::new();
-    for r in records {
-        serde_json::to_writer(&mut buf, r).map_err(|e| Error::Invalid(e.to_string()))?;
-        buf.push(b'\n');
-    }
-    write_atomic(path, &buf)
+    Ok(f1_study::jsonl::write(path, records)?)
 }
 
-/// Write bytes to `path` via a temporary sibling (`<name>.tmp`) and a rename, so a reader never
-/// sees half a file.
+/// Write bytes to `path` atomically and durably (`f1_study::fs`): a reader never sees half a
+/// file and a crash never loses the old one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!("{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    Ok(f1_study::fs::write_atomic(path, bytes)?)
 }
 
-/// Read back a JSONL file of records.
+/// Read back a JSONL file of records (errors name the file and the 1-based line).
 pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::Data { path: path.to_path_buf(), line: i + 1, reason: e.to_string() }))
-        .collect()
+    Ok(f1_study::jsonl::read(path)?)
 }
 
 /// Evaluate `backend` as `variant` under `cfg`, writing everything to

@@ -84,14 +84,11 @@ pub fn import(input: &Path, out: &Path, seed: u64, near_duplicate: f64) -> Resul
     let mut pairs = Vec::new();
     let mut rejects = Vec::new();
     let mut lines = 0;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
+    for (n, line) in f1_study::jsonl::lines(&text) {
         lines += 1;
-        match parse_line(line, i + 1, &file) {
+        match parse_line(line, n, &file) {
             Ok(p) => pairs.push(p),
-            Err(reason) => rejects.push(Reject::line(input, i + 1, reason)),
+            Err(reason) => rejects.push(Reject::line(input, n, reason)),
         }
     }
     card.stages.push(Stage::new("import parse", "non-blank lines", lines, pairs.len(), rejects.len()));

@@ -5,37 +5,20 @@ use std::path::Path;
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use super::Pair;
-use crate::{Error, Result};
+use crate::Result;
 
-/// Lowercase hex sha256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use f1_study::hash::sha256_hex;
 
-/// Write `bytes` to `path` through `path.tmp` and a rename.
+/// Write `bytes` to `path` atomically and durably (`f1_study::fs`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    Ok(f1_study::fs::write_atomic(path, bytes)?)
 }
 
-/// One JSON value per line.
-pub fn jsonl<T: Serialize>(records: &[T]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for r in records {
-        // Serializing our own plain structs cannot fail; a failure would be a bug worth a panic.
-        out.extend(serde_json::to_vec(r).expect("records serialize"));
-        out.push(b'\n');
-    }
-    out
+/// One JSON value per line, for `path`.
+pub fn jsonl<T: Serialize>(path: &Path, records: &[T]) -> Result<Vec<u8>> {
+    Ok(f1_study::jsonl::to_bytes(path, records)?)
 }
 
 fn meta(p: &Pair) -> Vec<(&'static str, Value)> {

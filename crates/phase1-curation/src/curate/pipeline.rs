@@ -591,13 +591,17 @@ pub fn write(curated: &mut Curated, dir: &Path) -> Result<()> {
                 other => other,
             }
         };
-        files.push((format!("{}.jsonl", split.name()), jsonl(&pairs.iter().map(|(p, part)| tagged(chat_record(p), part)).collect::<Vec<_>>())));
-        files.push((format!("{}.alpaca.jsonl", split.name()), jsonl(&pairs.iter().map(|(p, part)| tagged(alpaca_record(p), part)).collect::<Vec<_>>())));
+        let chat = format!("{}.jsonl", split.name());
+        let bytes = jsonl(&dir.join(&chat), &pairs.iter().map(|(p, part)| tagged(chat_record(p), part)).collect::<Vec<_>>())?;
+        files.push((chat, bytes));
+        let alpaca = format!("{}.alpaca.jsonl", split.name());
+        let bytes = jsonl(&dir.join(&alpaca), &pairs.iter().map(|(p, part)| tagged(alpaca_record(p), part)).collect::<Vec<_>>())?;
+        files.push((alpaca, bytes));
     }
     if curated.card.config.is_some() {
-        files.push(("benchmark.jsonl".into(), jsonl(&curated.questions)));
-        files.push(("probe.jsonl".into(), jsonl(&curated.probe)));
-        files.push(("unanswerable.jsonl".into(), jsonl(&curated.unanswerable)));
+        files.push(("benchmark.jsonl".into(), jsonl(&dir.join("benchmark.jsonl"), &curated.questions)?));
+        files.push(("probe.jsonl".into(), jsonl(&dir.join("probe.jsonl"), &curated.probe)?));
+        files.push(("unanswerable.jsonl".into(), jsonl(&dir.join("unanswerable.jsonl"), &curated.unanswerable)?));
     }
     if let Some(cfg) = &curated.card.config {
         let yaml = serde_yaml::to_string(&serde_json::json!({ "curation": cfg }))

@@ -24,7 +24,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use self::archive::{Parsed, PartData};
 pub use self::de::{duration_millis, gap_laps, signed_millis, Date};
@@ -73,7 +72,7 @@ impl F1Db {
     /// read or is not F1DB's `.tar.gz` is an error naming it.
     pub fn load(archive: &Path) -> Result<F1Db> {
         let bytes = std::fs::read(archive).map_err(|e| Error::io(archive, e))?;
-        let source_hash = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let source_hash = f1_study::hash::sha256_hex(&bytes);
         let mut rejects = Vec::new();
         let (data_root, members) = archive::read_members(archive, &bytes, &mut rejects)?;
         let parsed: Vec<(Option<Parsed>, Vec<Reject>)> = members.par_iter().map(archive::Member::parse).collect();

@@ -329,19 +329,19 @@ pub struct Metrics {
 /// naming the line.
 pub fn read_metrics(path: &Path) -> Result<Metrics> {
     let text = std::fs::read_to_string(path).map_err(|e| bad(path, e.to_string()))?;
-    let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).collect();
+    let lines: Vec<(usize, &str)> = f1_study::jsonl::lines(&text).collect();
     let (mut train, mut evals, mut probes) = (vec![], vec![], vec![]);
     for (k, &(i, line)) in lines.iter().enumerate() {
         let v: serde_json::Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) if k + 1 == lines.len() => {
-                tracing::warn!("{} line {}: {e}; skipped (a run interrupted while writing it)", path.display(), i + 1);
+                tracing::warn!("{} line {i}: {e}; skipped (a run interrupted while writing it)", path.display());
                 continue;
             }
-            Err(e) => return Err(bad(path, format!("line {}: not JSON: {e}", i + 1))),
+            Err(e) => return Err(bad(path, format!("line {i}: not JSON: {e}"))),
         };
         let Some(step) = v.get("step").and_then(serde_json::Value::as_u64) else {
-            return Err(bad(path, format!("line {}: no `step`", i + 1)));
+            return Err(bad(path, format!("line {i}: no `step`")));
         };
         if v.get("eval_loss").is_some() {
             let collapse = v.get("collapse").and_then(|c| serde_json::from_value(c.clone()).ok());
