@@ -97,6 +97,15 @@ pub struct RunAll {
     /// `models/`, `results/` under [default: the workspace root].
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
+    /// Fetch the F1 sources from this server, which holds them in the mirror's layout, into
+    /// `<root>/data/sources` (without it they are fetched from their real upstreams, and only
+    /// when no mirror is configured with F1_DATA or found at ../shared/f1data).
+    #[arg(long, value_name = "URL")]
+    upstream: Option<String>,
+    /// Least time between two requests to one host while fetching sources, milliseconds
+    /// [default: the fetcher's polite 1000].
+    #[arg(long, value_name = "MS")]
+    fetch_interval_ms: Option<u64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -138,10 +147,22 @@ pub fn run_all(paths: &Paths, opts: &RunAll) -> Result<()> {
     // Every phase binary from one build: per-phase `cargo run -p` would resolve features per
     // package and compile the shared crates up to five times on a fresh checkout.
     let bins = build_bins(paths, PHASES)?;
+    // A fresh machine has no mirror: the sources come from upstream into the study root first.
+    let fetched;
+    let paths = if layout.import.is_none() && (opts.upstream.is_some() || !crate::manifest::mirror_available(paths)) {
+        fetched = fetch_sources(paths, &bins, opts)?;
+        &fetched
+    } else {
+        paths
+    };
     let total = PHASES.len();
     for (i, phase) in PHASES.iter().enumerate() {
         let files = crate::manifest::phase_files(paths, phase, &config, &layout);
-        let inputs = crate::manifest::hashes(paths, &files.inputs)?;
+        let bin = bins.get(*phase).with_context(|| format!("cargo built no {phase} executable"))?;
+        let mut inputs = crate::manifest::hashes(paths, &files.inputs)?;
+        // The phase's own program is an input too: a code change reruns the phase (and, through
+        // its outputs, every phase after it).
+        inputs.insert(format!("program:{phase}"), crate::manifest::hash_path(bin)?);
         let forced = opts.force.iter().any(|f| f == phase);
         if !forced && manifest.up_to_date(paths, phase, profile, &inputs, &files.outputs)? {
             println!("[{}/{total}] {phase}: up to date (inputs and outputs unchanged; --force {phase} reruns it)", i + 1);
@@ -153,7 +174,6 @@ pub fn run_all(paths: &Paths, opts: &RunAll) -> Result<()> {
         let t = Instant::now();
         // Phases resolve the config's relative paths against their working directory (and
         // `F1_ROOT`): the study root, which is the workspace unless `--root` says otherwise.
-        let bin = bins.get(*phase).with_context(|| format!("cargo built no {phase} executable"))?;
         let mut cmd = Command::new(bin);
         cmd.current_dir(&paths.study_root).envs(paths.cargo_env());
         cmd.args(["run", "--config"]).arg(&config).args(["--profile", profile]);
@@ -173,6 +193,35 @@ pub fn run_all(paths: &Paths, opts: &RunAll) -> Result<()> {
     }
     println!("manifest: {}", paths.show(&paths.study_root.join("results").join("manifest.json")));
     Ok(())
+}
+
+/// `phase1-curation fetch` into `<study root>/data/sources` (raw pages cached in
+/// `data/cache/http`, so a rerun or an interrupted fetch asks only for what is missing), then
+/// the paths reading those sources.
+fn fetch_sources(paths: &Paths, bins: &std::collections::HashMap<String, PathBuf>, opts: &RunAll) -> Result<Paths> {
+    let data = paths.study_root.join("data");
+    let (dest, cache) = (data.join("sources"), data.join("cache").join("http"));
+    match &opts.upstream {
+        Some(url) => println!("sources: fetching from {url} into {}", paths.show(&dest)),
+        None => println!(
+            "sources: no F1 data mirror here (F1_DATA is unset and {} does not exist): fetching F1DB, the Ergast CSVs, 25 Wikipedia pages and 30 live-timing streams from upstream into {} (about 22 MB, 1 s between requests to a host; cached, so an interrupted fetch resumes)",
+            paths.root.join("..").join("shared").join("f1data").display(),
+            paths.show(&dest)
+        ),
+    }
+    let bin = bins.get("phase1-curation").context("cargo built no phase1-curation executable")?;
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(&paths.study_root).envs(paths.cargo_env()).arg("fetch").arg("--dest").arg(&dest).arg("--cache").arg(&cache);
+    if let Some(url) = &opts.upstream {
+        cmd.args(["--upstream", url]);
+    }
+    if let Some(ms) = opts.fetch_interval_ms {
+        cmd.args(["--min-interval-ms", &ms.to_string()]);
+    }
+    if !status(cmd, "phase1-curation fetch")? {
+        bail!("fetching the F1 sources failed (see above); rerun `cargo xtask run-all` to retry (fetched files come from the cache), or point F1_DATA at a copy of the mirror");
+    }
+    Ok(paths.with_fetched_sources(dest))
 }
 
 /// The side-by-side comparison with Hugging Face (issue #8), the one `--quick` runs.

@@ -21,6 +21,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 /// Where everything lives. All paths are absolute so spawned processes may run from anywhere.
+#[derive(Clone)]
 pub struct Paths {
     /// Workspace root (the directory holding the root `Cargo.toml`).
     pub root: PathBuf,
@@ -35,6 +36,8 @@ pub struct Paths {
     /// Where a study resolves the relative paths of its config and writes `data/`, `models/`
     /// and `results/`: the workspace root unless `run-all --root` names another folder.
     pub study_root: PathBuf,
+    /// Sources `run-all` fetched into the study root, read instead of a mirror.
+    pub fetched_sources: Option<PathBuf>,
 }
 
 impl Paths {
@@ -57,6 +60,7 @@ impl Paths {
             venv,
             study_root: root.clone(),
             root,
+            fetched_sources: None,
         })
     }
 
@@ -83,7 +87,12 @@ impl Paths {
     pub fn with_study_root(&self, dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create the study root {}: {e}", dir.display()))?;
         let study_root = std::path::absolute(dir)?;
-        Ok(Paths { root: self.root.clone(), venv: self.venv.clone(), python: self.python.clone(), libtorch: self.libtorch.clone(), model: self.model.clone(), study_root })
+        Ok(Paths { study_root, ..self.clone() })
+    }
+
+    /// The same paths reading the sources fetched into `dir`.
+    pub fn with_fetched_sources(&self, dir: PathBuf) -> Self {
+        Paths { fetched_sources: Some(dir), ..self.clone() }
     }
 }
 

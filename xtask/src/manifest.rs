@@ -1,6 +1,6 @@
 //! The run manifest, `results/manifest.json`: for every phase of `run-all`, the content hash of
-//! each input (sources, model file, configs, earlier phases' outputs) and output, the profile,
-//! and how long it took. A rerun skips a phase whose recorded inputs and outputs still hash the
+//! each input (sources, model file, configs, earlier phases' outputs, and the phase's own
+//! executable as `program:<phase>`) and output, the profile, and how long it took. A rerun skips a phase whose recorded inputs and outputs still hash the
 //! same; a phase that failed or was interrupted has no entry and runs again (training then
 //! resumes from its checkpoint). Later phases read earlier outputs as inputs, so a change
 //! anywhere reruns exactly what depends on it.
@@ -21,9 +21,24 @@ pub struct PhaseFiles {
     pub outputs: Vec<PathBuf>,
 }
 
-/// The F1 data mirror: `$F1_DATA`, else `../shared/f1data` next to the workspace.
+/// The F1 sources the study reads: those `run-all` fetched into the study root, else the mirror
+/// `$F1_DATA`, else `../shared/f1data` next to the workspace.
 pub fn data_dir(paths: &Paths) -> PathBuf {
-    std::env::var_os("F1_DATA").map(PathBuf::from).unwrap_or_else(|| paths.root.join("..").join("shared").join("f1data"))
+    if let Some(dir) = &paths.fetched_sources {
+        return dir.clone();
+    }
+    std::env::var_os("F1_DATA").filter(|d| !d.is_empty()).map(PathBuf::from).unwrap_or_else(|| shared_mirror(paths))
+}
+
+/// `../shared/f1data` next to the workspace.
+fn shared_mirror(paths: &Paths) -> PathBuf {
+    paths.root.join("..").join("shared").join("f1data")
+}
+
+/// Whether a mirror is configured (`F1_DATA`) or found next to the workspace; without one,
+/// `run-all` fetches the sources from upstream.
+pub fn mirror_available(paths: &Paths) -> bool {
+    std::env::var_os("F1_DATA").is_some_and(|d| !d.is_empty()) || shared_mirror(paths).is_dir()
 }
 
 /// The paths a study config names, with the phases' defaults for keys it leaves out (the
@@ -46,8 +61,7 @@ pub struct StudyLayout {
 impl StudyLayout {
     /// Read the layout from `config` (a missing or unreadable file fails naming it).
     pub fn read(paths: &Paths, config: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
-        let doc: serde_yaml::Value = serde_yaml::from_str(&text).with_context(|| format!("{} is not valid YAML", config.display()))?;
+        let doc = f1_study::study::read_document(config)?;
         let r = |p: &str| paths.study_root.join(p);
         let at = |section: &str, key: &str| doc.get(section).and_then(|s| s.get(key));
         let path_at = |section: &str, key: &str, default: Option<&str>| -> Option<PathBuf> {

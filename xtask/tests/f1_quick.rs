@@ -1,12 +1,13 @@
-//! The F1 study as CI runs it end to end: `cargo xtask run-all --profile quick` on
-//! `config/study.yaml`, in a scratch study root, on the mirror's real sources and the real base
-//! model; then `--force phase5-reporting` reruns the last phase alone.
+//! The F1 study as CI runs it end to end, as on a fresh machine: `cargo xtask run-all --profile
+//! quick` on `config/study.yaml`, in a scratch study root, fetching every source from an
+//! upstream (a loopback server holding the mirror's real files) into the study root, with the
+//! real base model; then `--force phase5-reporting` reruns the last phase alone.
 
 mod common;
 
 use std::time::Instant;
 
-use common::{assert_all_phases_ran, read_json, run_all, study_root, workspace};
+use common::{assert_all_phases_ran, mirror, read_json, run_all, study_root, workspace, Upstream};
 
 #[test]
 #[ignore = "runs the whole pipeline on the real model: run `cargo xtask test`"]
@@ -14,11 +15,16 @@ fn run_all_quick_runs_the_f1_study_end_to_end() {
     let workspace = workspace();
     let root = study_root(&workspace);
     let config = workspace.join("config/study.yaml");
+    let upstream = Upstream::serve(mirror(&workspace));
     let started = Instant::now();
-    let stdout = run_all(&workspace, &config, root.path(), &[]);
+    let stdout = run_all(&workspace, &config, root.path(), &["--upstream", &upstream.url, "--fetch-interval-ms", "0"]);
     // Informational (speed targets live in benchmarks): the README quotes this figure.
     eprintln!("run-all --profile quick: {:.0} s\n{stdout}", started.elapsed().as_secs_f64());
     assert_all_phases_ran(&stdout);
+    // Every source came from the upstream into the study root, byte for byte.
+    assert!(stdout.contains("sources: 77 files"), "{stdout}");
+    let fetched = root.path().join("data/sources/f1db-main.tar.gz");
+    assert_eq!(std::fs::read(&fetched).expect("fetched archive"), std::fs::read(mirror(&workspace).join("f1db-main.tar.gz")).expect("mirror archive"));
 
     // Phase 1 curated the mirror at the quick sizes: 24 race winners taught in 5 renderings each,
     // other F1DB facts and article text, abstention pairs; a benchmark of about 40 questions in
@@ -69,12 +75,17 @@ fn run_all_quick_runs_the_f1_study_end_to_end() {
     assert!(report.contains("Formula 1"), "the report does not name the study's domain");
     let manifest = read_json(&root.path().join("results/manifest.json"));
     assert_eq!(manifest["phases"].as_object().map(|p| p.len()), Some(5), "{manifest}");
+    // Each phase's executable is one of its inputs, so a code change reruns it.
+    for phase in ["phase1-curation", "phase2-baseline", "phase3-training", "phase4-evaluation", "phase5-reporting"] {
+        let program = manifest["phases"][phase]["inputs"][format!("program:{phase}")].as_str().unwrap_or_default();
+        assert_eq!(program.len(), 64, "{phase}: no program hash in {manifest}");
+    }
     for variant in ["baseline", "lora", "qlora", "full"] {
         assert!(stdout.lines().any(|l| l.starts_with(variant)), "headline table lacks {variant}:\n{stdout}");
     }
 
     // `--force` reruns one phase; the others stay up to date.
-    let again = run_all(&workspace, &config, root.path(), &["--force", "phase5-reporting"]);
+    let again = run_all(&workspace, &config, root.path(), &["--upstream", &upstream.url, "--fetch-interval-ms", "0", "--force", "phase5-reporting"]);
     assert_eq!(again.matches("up to date").count(), 4, "rerun:\n{again}");
     assert!(again.contains("phase5-reporting: ok"), "rerun:\n{again}");
 }

@@ -9,6 +9,21 @@ use tch::{Device, Kind};
 
 use crate::error::{Error, Result};
 
+/// Ceilings on the sizes a config may declare, far above any published Llama-family model
+/// (vocabularies reach 256K, widths 16K, depths 126 layers), so a corrupt file is refused before
+/// it sizes an allocation.
+const MAX_VOCAB: usize = 1 << 22;
+/// Ceiling on `hidden_size` (and, times 8, on `intermediate_size`).
+const MAX_WIDTH: usize = 1 << 16;
+/// Ceiling on `num_hidden_layers`.
+const MAX_LAYERS: usize = 1024;
+/// Ceiling on attention and key/value heads.
+const MAX_HEADS: usize = 1024;
+/// Ceiling on an explicit `head_dim`.
+const MAX_HEAD_DIM: usize = 4096;
+/// Ceiling on `max_position_embeddings`.
+const MAX_POSITIONS: usize = 1 << 24;
+
 /// `eos_token_id` is an int in most configs and a list in Llama-3's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -155,8 +170,32 @@ impl Config {
         if self.hidden_act != "silu" {
             return Err(format!("hidden_act `{}` is not supported (only silu)", self.hidden_act));
         }
-        if self.num_attention_heads == 0 || self.num_hidden_layers == 0 {
-            return Err("num_attention_heads and num_hidden_layers must be positive".into());
+        // Sizes come from files a user may not trust: each is checked against a ceiling well
+        // above any published model before it sizes an allocation or a division.
+        let sizes = [
+            ("vocab_size", self.vocab_size, MAX_VOCAB),
+            ("hidden_size", self.hidden_size, MAX_WIDTH),
+            ("intermediate_size", self.intermediate_size, MAX_WIDTH * 8),
+            ("num_hidden_layers", self.num_hidden_layers, MAX_LAYERS),
+            ("num_attention_heads", self.num_attention_heads, MAX_HEADS),
+            ("num_key_value_heads", self.num_kv_heads(), MAX_HEADS),
+            ("head_dim", self.head_dim.unwrap_or(1), MAX_HEAD_DIM),
+            ("max_position_embeddings", self.max_position_embeddings, MAX_POSITIONS),
+        ];
+        for (key, value, ceiling) in sizes {
+            if value == 0 || value > ceiling {
+                return Err(format!("{key} = {value} is outside 1..={ceiling}; the config (or GGUF metadata) is corrupt or not a Llama-family model"));
+            }
+        }
+        if self.num_kv_heads() > self.num_attention_heads {
+            return Err(format!("num_key_value_heads {} exceeds num_attention_heads {}", self.num_kv_heads(), self.num_attention_heads));
+        }
+        if !(self.rms_norm_eps.is_finite() && self.rms_norm_eps > 0.0 && self.rms_norm_eps < 1.0) {
+            return Err(format!("rms_norm_eps = {} must be a number in (0, 1)", self.rms_norm_eps));
+        }
+        let theta = self.rope_theta();
+        if !(theta.is_finite() && theta > 1.0) {
+            return Err(format!("rope_theta = {theta} must be a finite number above 1"));
         }
         if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(format!(
@@ -177,7 +216,8 @@ impl Config {
         let rope = self.rope();
         match rope.rope_type.as_deref().unwrap_or("default") {
             "default" => {}
-            "linear" | "llama3" if rope.factor.is_some() => {}
+            "linear" | "llama3" if rope.factor.is_some_and(|f| f.is_finite() && f >= 1.0) => {}
+            "linear" | "llama3" if rope.factor.is_some() => return Err(format!("rope scaling factor {:?} must be a finite number of at least 1", rope.factor)),
             "linear" | "llama3" => return Err("rope scaling needs a `factor`".into()),
             other => {
                 return Err(format!(
@@ -245,17 +285,48 @@ impl Config {
         }
     }
 
-    /// Total parameter count implied by the config.
+    /// Every parameter of the model by Hugging Face name, with its shape: what a checkpoint
+    /// must hold, checked before any weight is allocated. [`crate::Llama::new`] creates exactly
+    /// these (a test in `llama.rs` holds the two together).
+    pub fn parameter_shapes(&self) -> Vec<(String, Vec<i64>)> {
+        let dim = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let (h, i, v) = (dim(self.hidden_size), dim(self.intermediate_size), dim(self.vocab_size));
+        let q = dim(self.num_attention_heads.saturating_mul(self.head_dim()));
+        let kv = dim(self.num_kv_heads().saturating_mul(self.head_dim()));
+        let (qkv_bias, o_bias, mlp_bias) = (self.qkv_bias(), self.o_bias(), self.mlp_bias);
+        let mut out = vec![("model.embed_tokens.weight".to_string(), vec![v, h])];
+        for layer in 0..self.num_hidden_layers {
+            let name = |rest: &str| format!("model.layers.{layer}.{rest}");
+            out.push((name("input_layernorm.weight"), vec![h]));
+            let projections = [
+                ("self_attn.q_proj", q, h, qkv_bias),
+                ("self_attn.k_proj", kv, h, qkv_bias),
+                ("self_attn.v_proj", kv, h, qkv_bias),
+                ("self_attn.o_proj", h, q, o_bias),
+                ("mlp.gate_proj", i, h, mlp_bias),
+                ("mlp.up_proj", i, h, mlp_bias),
+                ("mlp.down_proj", h, i, mlp_bias),
+            ];
+            for (module, out_dim, in_dim, bias) in projections {
+                out.push((name(&format!("{module}.weight")), vec![out_dim, in_dim]));
+                if bias {
+                    out.push((name(&format!("{module}.bias")), vec![out_dim]));
+                }
+            }
+            out.push((name("post_attention_layernorm.weight"), vec![h]));
+        }
+        out.push(("model.norm.weight".into(), vec![h]));
+        if !self.tie_word_embeddings {
+            out.push(("lm_head.weight".into(), vec![v, h]));
+        }
+        out
+    }
+
+    /// Total parameter count implied by the config (saturating, so a corrupt config cannot
+    /// overflow it).
     pub fn num_parameters(&self) -> usize {
-        let (h, i, v) = (self.hidden_size, self.intermediate_size, self.vocab_size);
-        let hd = self.head_dim();
-        let q = self.num_attention_heads * hd;
-        let kv = self.num_kv_heads() * hd;
-        let attn = h * q + 2 * h * kv + q * h + if self.qkv_bias() { q + 2 * kv } else { 0 };
-        let mlp = 3 * h * i;
-        let per_layer = attn + mlp + 2 * h;
-        let head = if self.tie_word_embeddings { 0 } else { v * h };
-        v * h + self.num_hidden_layers * per_layer + h + head
+        let total = self.parameter_shapes().iter().map(|(_, shape)| shape.iter().fold(1u64, |n, &d| n.saturating_mul(d.unsigned_abs()))).fold(0u64, u64::saturating_add);
+        usize::try_from(total).unwrap_or(usize::MAX)
     }
 }
 

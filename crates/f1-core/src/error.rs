@@ -80,7 +80,7 @@ impl From<f1_study::Error> for Error {
         match e {
             f1_study::Error::Io { path, source } => Error::Io { path, source },
             f1_study::Error::Parse { path, line, reason } => Error::Config { path, reason: format!("line {line}: {reason}") },
-            f1_study::Error::Serialize { path, reason } => Error::Config { path, reason },
+            f1_study::Error::Serialize { path, reason } | f1_study::Error::Config { path, reason } => Error::Config { path, reason },
         }
     }
 }

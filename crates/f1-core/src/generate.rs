@@ -80,6 +80,8 @@ pub enum FinishReason {
     Stop,
     /// `max_new_tokens` (or the context length) was reached.
     Length,
+    /// The caller stopped it ([`generate_ids_until`]: the client left or its time ran out).
+    Cancelled,
 }
 
 /// One prompt's result.
@@ -130,7 +132,14 @@ struct Row<'a> {
 
 /// Generate continuations of tokenized prompts as one left-padded batch. `on_text(row, delta)`
 /// receives each row's new text as soon as it is final (streaming).
-pub fn generate_ids(model: &Llama, tok: &Tokenizer, prompts: &[Vec<u32>], cfg: &GenerationConfig, mut on_text: impl FnMut(usize, &str)) -> Result<Vec<GenerationOutput>> {
+pub fn generate_ids(model: &Llama, tok: &Tokenizer, prompts: &[Vec<u32>], cfg: &GenerationConfig, on_text: impl FnMut(usize, &str)) -> Result<Vec<GenerationOutput>> {
+    generate_ids_until(model, tok, prompts, cfg, on_text, || false)
+}
+
+/// [`generate_ids`] that asks `cancelled` before every token: once it says yes, the rows still
+/// running end there with [`FinishReason::Cancelled`] and what they had, so a server whose
+/// client disconnected frees its worker within one token.
+pub fn generate_ids_until(model: &Llama, tok: &Tokenizer, prompts: &[Vec<u32>], cfg: &GenerationConfig, mut on_text: impl FnMut(usize, &str), cancelled: impl Fn() -> bool) -> Result<Vec<GenerationOutput>> {
     cfg.validate()?;
     if prompts.is_empty() {
         return Ok(vec![]);
@@ -175,6 +184,13 @@ pub fn generate_ids(model: &Llama, tok: &Tokenizer, prompts: &[Vec<u32>], cfg: &
     let on_device_greedy = cfg.temperature == 0.0 && cfg.repetition_penalty == 1.0;
     let mut logits = last_logits(model, &input, &mask.narrow(1, 0, max_prompt as i64), &mut cache);
     for step in 0..max_new {
+        if cancelled() {
+            for row in rows.iter_mut().filter(|r| r.done.is_none()) {
+                row.done = Some(FinishReason::Cancelled);
+                row.elapsed = started.elapsed();
+            }
+            break;
+        }
         // Plain greedy picks on the device and copies B ids; anything else needs the logits.
         let (host, picks) = if on_device_greedy {
             (Vec::new(), Vec::<i64>::try_from(logits.argmax(-1, false).to_device(tch::Device::Cpu))?)
@@ -264,13 +280,15 @@ fn choose(logits: &[f32], seen: &[u32], cfg: &GenerationConfig, rng: &mut StdRng
     if cfg.temperature == 0.0 {
         return argmax(&scores);
     }
-    let t = cfg.temperature as f32;
+    let t = cfg.temperature;
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_unstable_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let keep = cfg.top_k.unwrap_or(order.len()).min(order.len());
     order.truncate(keep);
-    let max = scores[order[0]] / t;
-    let mut probs: Vec<f64> = order.iter().map(|&i| ((scores[i] / t - max) as f64).exp()).collect();
+    // Each score's distance below the best, divided by the temperature: never above 0, so no
+    // temperature however small overflows (the best token gets exp(0) = 1, the rest at worst 0).
+    let max = scores[order[0]];
+    let mut probs: Vec<f64> = order.iter().map(|&i| ((scores[i] - max) as f64 / t).exp()).collect();
     let total: f64 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= total);
     if let Some(top_p) = cfg.top_p {
@@ -549,6 +567,12 @@ mod tests {
         let a = draw(7);
         assert!(a.contains(&1) && a.contains(&2));
         assert_eq!(a, draw(7));
+        // A temperature too small for f32 (it became 0 there and sampling drew from NaN) is
+        // as good as greedy.
+        for t in [1e-40, 1e-300, f64::MIN_POSITIVE / 8.0] {
+            let tiny = GenerationConfig { temperature: t, ..Default::default() };
+            assert!((0..20).all(|_| choose(&logits, &[], &tiny, &mut rng) == 1), "temperature {t}");
+        }
     }
 
     #[test]

@@ -549,6 +549,28 @@ mod tests {
     }
 
     #[test]
+    fn parameter_shapes_are_exactly_the_variables_the_model_creates() {
+        let mut configs = vec![tiny_config()];
+        let mut tied = tiny_config();
+        tied.tie_word_embeddings = true;
+        let mut biased = tiny_config();
+        (biased.attention_bias, biased.mlp_bias) = (Some(true), true);
+        let mut qwen = tiny_config();
+        qwen.model_type = "qwen2".into();
+        let mut wide_heads = tiny_config();
+        wide_heads.head_dim = Some(32);
+        configs.extend([tied, biased, qwen, wide_heads]);
+        for cfg in configs {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let _m = Llama::new(&vs, &cfg, WeightInit::Zeros);
+            let made: std::collections::BTreeMap<String, Vec<i64>> = vs.variables().into_iter().map(|(n, t)| (n, t.size())).collect();
+            let declared: std::collections::BTreeMap<String, Vec<i64>> = cfg.parameter_shapes().into_iter().collect();
+            assert_eq!(made, declared, "{cfg:?}");
+            assert_eq!(made.values().map(|s| s.iter().product::<i64>()).sum::<i64>() as usize, cfg.num_parameters());
+        }
+    }
+
+    #[test]
     fn llama3_rope_scaling_matches_reference_values() {
         // Values from transformers' `_compute_llama3_parameters` for head_dim 8, theta 500000,
         // factor 8, low 1, high 4, original context 8192 (computed by hand from the formula).

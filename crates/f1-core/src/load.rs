@@ -150,6 +150,11 @@ impl Filler {
 fn load_hf_dir(dir: &Path, opts: &ModelOptions, template_override: Option<&str>) -> Result<LoadedModel> {
     let cfg = Config::from_file(&dir.join("config.json"))?;
     let shards = safetensors_files(dir)?;
+    let mut declared = HashMap::new();
+    for shard in &shards {
+        declared.extend(safetensors_shapes(shard)?);
+    }
+    check_declared(&cfg, &declared, dir)?;
     let (vs, model) = build(&cfg, opts);
     let mut filler = Filler::new(&vs, &cfg, dir);
     for shard in &shards {
@@ -170,6 +175,52 @@ fn load_hf_dir(dir: &Path, opts: &ModelOptions, template_override: Option<&str>)
     let model_template = read_hf_chat_template(dir)?;
     let (chat_template, chat_template_source) = choose_template(model_template, template_override, &tokenizer)?;
     Ok(LoadedModel { model, vs, tokenizer, chat_template, weights: WeightFiles::Safetensors(shards), chat_template_source })
+}
+
+/// Check that a checkpoint declares every parameter of `cfg` with its shape (`declared`: Hugging
+/// Face names and shapes read from the file's header alone), before the model's variables are
+/// allocated: a corrupt size (a `vocab_size` of 4 billion beside a 10-row embedding, a Q
+/// projection of the wrong rank) is refused here, naming the tensor, instead of asking libtorch
+/// for terabytes or reshaping by the wrong head count.
+fn check_declared(cfg: &Config, declared: &HashMap<String, Vec<i64>>, origin: &Path) -> Result<()> {
+    let mut missing = vec![];
+    for (name, shape) in cfg.parameter_shapes() {
+        match declared.get(&name) {
+            None => missing.push(name),
+            Some(found) if *found != shape => return Err(Error::Tensor { path: origin.into(), name, reason: format!("shape {found:?} does not match the config's {shape:?}") }),
+            Some(_) => {}
+        }
+    }
+    match missing.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::Tensor { path: origin.into(), name: first.clone(), reason: format!("missing from the checkpoint ({} tensors missing in all)", missing.len()) }),
+    }
+}
+
+/// The tensor names and shapes a safetensors file declares, read from its header alone (the
+/// 8-byte length and the JSON that follows), the length checked against the file's size.
+fn safetensors_shapes(path: &Path) -> Result<HashMap<String, Vec<i64>>> {
+    use std::io::Read;
+    let bad = |reason: String| Error::Tensor { path: path.into(), name: "(header)".into(), reason: format!("not a valid safetensors file: {reason}") };
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|e| bad(format!("no header length ({e})")))?;
+    let header_len = u64::from_le_bytes(len);
+    // The format caps the header at 100 MB.
+    if header_len > 100_000_000 || header_len > file_len.saturating_sub(8) {
+        return Err(bad(format!("header length {header_len} does not fit a file of {file_len} bytes")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(|e| bad(format!("truncated header ({e})")))?;
+    let json: HashMap<String, serde_json::Value> = serde_json::from_slice(&header).map_err(|e| bad(format!("header is not JSON: {e}")))?;
+    let mut shapes = HashMap::new();
+    for (name, entry) in json.into_iter().filter(|(name, _)| name != "__metadata__") {
+        let shape: Option<Vec<i64>> = entry.get("shape").and_then(|s| s.as_array()).and_then(|dims| dims.iter().map(|d| d.as_i64()).collect());
+        let shape = shape.ok_or_else(|| bad(format!("tensor `{name}` has no shape of integers")))?;
+        shapes.insert(name, shape);
+    }
+    Ok(shapes)
 }
 
 /// The libtorch kind of a safetensors floating-point dtype.
@@ -288,7 +339,7 @@ pub fn gguf_config(g: &GgufFile) -> Result<Config> {
         num_hidden_layers: need("block_count")?,
         num_attention_heads: n_head,
         num_key_value_heads: Some(uint("attention.head_count_kv").unwrap_or(n_head)),
-        head_dim: head_dim.filter(|&d| d != hidden / n_head),
+        head_dim: head_dim.filter(|&d| Some(d) != hidden.checked_div(n_head)),
         hidden_act: "silu".into(),
         max_position_embeddings: uint("context_length").unwrap_or(2048),
         rms_norm_eps: float("attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
@@ -380,6 +431,8 @@ pub fn gguf_tokenizer_spec(g: &GgufFile) -> Result<GgufTokenizerSpec> {
 fn load_gguf(path: &Path, opts: &ModelOptions, template_override: Option<&str>) -> Result<LoadedModel> {
     let g = GgufFile::open(path)?;
     let cfg = gguf_config(&g)?;
+    let declared: HashMap<String, Vec<i64>> = g.tensors.iter().filter_map(|t| Some((hf_name(&t.name)?, t.shape()))).collect();
+    check_declared(&cfg, &declared, path)?;
     let (vs, model) = build(&cfg, opts);
     let mut filler = Filler::new(&vs, &cfg, path);
     let permute = cfg.model_type != "qwen2";

@@ -23,6 +23,9 @@ pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
 /// File names PEFT uses.
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
 
+/// Ceiling on a LoRA rank read from a file (no layer of a supported model is wider).
+const MAX_RANK: usize = 1 << 16;
+
 /// Which projections get an adapter: a list of module names (`q_proj`, `v_proj`, ...) or
 /// PEFT's shorthand `"all-linear"` (every projection of the blocks, not the LM head).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,8 +83,11 @@ impl LoraConfig {
 
     /// Check values a user could get wrong in a config file.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.r == 0 {
-            return Err("r must be at least 1".into());
+        if self.r == 0 || self.r > MAX_RANK {
+            return Err(format!("r must be in 1..={MAX_RANK}, got {}", self.r));
+        }
+        if !self.lora_alpha.is_finite() || self.lora_alpha <= 0.0 {
+            return Err(format!("lora_alpha = {} must be a positive number", self.lora_alpha));
         }
         if !(0.0..1.0).contains(&self.lora_dropout) {
             return Err(format!("lora_dropout must be in [0, 1), got {}", self.lora_dropout));
@@ -136,15 +142,24 @@ fn path_of<'a>(vs: &'a nn::VarStore, module: &str) -> nn::Path<'a> {
 /// `lora_vs` (same device as the model; fp32 master weights). Returns the adapted module names.
 pub fn attach(model: &mut Llama, lora_vs: &nn::VarStore, cfg: &LoraConfig) -> Result<Vec<String>> {
     cfg.validate().map_err(|e| Error::Invalid(format!("LoRA config: {e}")))?;
+    let dims = |lin: &crate::llama::Linear| match &lin.quantized {
+        Some(q) => (q.shape()[0], q.shape()[1]),
+        None => (lin.weight.size()[0], lin.weight.size()[1]),
+    };
+    // The rank sizes two allocations per layer; one above a layer's smaller side cannot add
+    // rank. Every targeted layer is checked before any adapter is created.
+    for (name, lin) in model.linears_mut() {
+        let (out_dim, in_dim) = dims(&*lin);
+        if cfg.target_modules.matches(&name) && cfg.r as i64 > in_dim.min(out_dim) {
+            return Err(Error::Invalid(format!("LoRA r = {} exceeds {name}'s dimensions ({out_dim} x {in_dim}); choose r at most {}", cfg.r, in_dim.min(out_dim))));
+        }
+    }
     let mut adapted = vec![];
     for (name, lin) in model.linears_mut() {
         if !cfg.target_modules.matches(&name) {
             continue;
         }
-        let (out_dim, in_dim) = match &lin.quantized {
-            Some(q) => (q.shape()[0], q.shape()[1]),
-            None => (lin.weight.size()[0], lin.weight.size()[1]),
-        };
+        let (out_dim, in_dim) = dims(&*lin);
         let p = path_of(lora_vs, &name);
         let bound = 1.0 / (in_dim as f64).sqrt();
         let a = (&p / "lora_A").var("weight", &[cfg.r as i64, in_dim], nn::Init::Uniform { lo: -bound, up: bound });

@@ -135,6 +135,12 @@ fn gguf_name(hf: &str, n_layers: usize) -> String {
 /// Write `vs` as a GGUF file the way llama.cpp's converter lays it out (Q/K rows permuted
 /// for llama; tokenizer and chat template in the metadata), storing matrices as `dtype`.
 pub fn write_gguf(path: &Path, cfg: &Config, vs: &nn::VarStore, dtype: GgmlType) {
+    gguf_writer(cfg, vs, dtype, |_| true).write(path).expect("write gguf");
+}
+
+/// The writer [`write_gguf`] fills, with the tensors whose GGUF name passes `keep`, for tests
+/// that corrupt metadata or tensors before writing.
+pub fn gguf_writer(cfg: &Config, vs: &nn::VarStore, dtype: GgmlType, keep: impl Fn(&str) -> bool) -> GgufWriter {
     let arch = cfg.model_type.as_str();
     let mut w = GgufWriter::new();
     let u32v = |v: usize| GgufValue::U32(v as u32);
@@ -170,11 +176,15 @@ pub fn write_gguf(path: &Path, cfg: &Config, vs: &nn::VarStore, dtype: GgmlType)
         } else if arch != "qwen2" && name.contains("k_proj") {
             t = permute_qk(&t, cfg.num_kv_heads() as i64);
         }
+        let gguf = gguf_name(name, cfg.num_hidden_layers);
+        if !keep(&gguf) {
+            continue;
+        }
         let data = Vec::<f32>::try_from(t.flatten(0, -1)).expect("f32 data");
         let ty = if t.dim() == 2 { dtype } else { GgmlType::F32 };
-        w.add_tensor(&gguf_name(name, cfg.num_hidden_layers), &t.size(), &data, ty).expect("tensor");
+        w.add_tensor(&gguf, &t.size(), &data, ty).expect("tensor");
     }
-    w.write(path).expect("write gguf");
+    w
 }
 
 /// Largest absolute difference between two tensors.

@@ -195,4 +195,11 @@ fn bad_lora_configs_are_rejected_with_the_reason() {
     assert!(err.contains("c_attn") && err.contains("q_proj"), "{err}");
     let err = lora::attach(&mut model, &lora_vs, &cfg(0, &["q_proj"])).expect_err("r=0").to_string();
     assert!(err.contains("r must be"), "{err}");
+    // A rank above a projection's smaller side (k_proj is 32 x 64 here) is refused before
+    // anything is allocated; so is one no layer could have.
+    let err = lora::attach(&mut model, &lora_vs, &cfg(33, &["k_proj"])).expect_err("r > dims").to_string();
+    assert!(err.contains("k_proj") && err.contains("32 x 64") && err.contains("at most 32"), "{err}");
+    let err = lora::attach(&mut model, &lora_vs, &cfg(1 << 40, &["k_proj"])).expect_err("huge r").to_string();
+    assert!(err.contains("r must be"), "{err}");
+    assert!(lora::attach(&mut model, &lora_vs, &cfg(32, &["k_proj"])).is_ok());
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use f1_core::generate::{generate_ids, loglikelihood, GenerationConfig};
+use f1_core::generate::{generate_ids, generate_ids_until, loglikelihood, GenerationConfig};
 use f1_core::gguf::GgmlType;
 use f1_core::{load_model, KvCache, ModelOptions};
 use tch::{Device, Kind, Tensor};
@@ -102,6 +102,44 @@ fn missing_and_misshaped_tensors_name_the_tensor_and_file() {
 }
 
 #[test]
+fn corrupt_gguf_sizes_are_errors_naming_the_file_before_any_weight_is_allocated() {
+    use f1_core::gguf::GgufValue;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = tiny_config("llama");
+    let (vs, _) = random_model(&cfg, 5);
+    let load = |name: &str, edit: &dyn Fn(&mut f1_core::gguf::GgufWriter), keep: &dyn Fn(&str) -> bool| {
+        let path = dir.path().join(name);
+        let mut w = gguf_writer(&cfg, &vs, GgmlType::F32, keep);
+        edit(&mut w);
+        w.write(&path).expect("write");
+        let err = load_model(path.to_str().expect("utf8"), &ModelOptions::cpu(), None).expect_err(name).to_string();
+        assert!(err.contains(&path.display().to_string()), "{name}: {err}");
+        err
+    };
+    let all = |_: &str| true;
+    // No heads: a division by zero before.
+    let err = load("heads0.gguf", &|w| w.add_metadata("llama.attention.head_count", GgufValue::U32(0)), &all);
+    assert!(err.contains("num_attention_heads = 0"), "{err}");
+    // A vocabulary of 4 billion beside a 272-row embedding: 1 TB asked of libtorch before.
+    let err = load("vocab.gguf", &|w| w.add_metadata("llama.vocab_size", GgufValue::U32(u32::MAX)), &all);
+    assert!(err.contains("vocab_size = 4294967295"), "{err}");
+    // A plausible but wrong size is caught by the tensor it sizes, before allocation.
+    let err = load("vocab2.gguf", &|w| w.add_metadata("llama.vocab_size", GgufValue::U32(100_000)), &all);
+    assert!(err.contains("model.embed_tokens.weight") && err.contains("[272, 64]") && err.contains("[100000, 64]"), "{err}");
+    let err = load("layers.gguf", &|w| w.add_metadata("llama.block_count", GgufValue::U32(1 << 30)), &all);
+    assert!(err.contains("num_hidden_layers"), "{err}");
+    // A Q projection of the wrong rank reached the Q/K un-permutation (a reshape) before.
+    let err = load(
+        "rank.gguf",
+        &|w| w.add_tensor("blk.0.attn_q.weight", &[64 * 64], &vec![0.0; 64 * 64], GgmlType::F32).expect("add"),
+        &|n: &str| n != "blk.0.attn_q.weight",
+    );
+    assert!(err.contains("model.layers.0.self_attn.q_proj.weight") && err.contains("[4096]"), "{err}");
+    let err = load("missing.gguf", &|_| {}, &|n: &str| n != "blk.1.ffn_up.weight");
+    assert!(err.contains("model.layers.1.mlp.up_proj.weight") && err.contains("missing"), "{err}");
+}
+
+#[test]
 fn kv_cached_decoding_equals_full_recompute() {
     for model_type in ["llama", "qwen2"] {
         let cfg = tiny_config(model_type);
@@ -161,6 +199,34 @@ fn streaming_concatenates_to_the_final_text_and_stops() {
     let again = generate_ids(&model, &tok, &prompts[..1], &stop, |_, _| {}).expect("gen");
     assert_eq!(again[0].finish_reason, f1_core::FinishReason::Stop);
     assert!(again[0].token_ids.is_empty() && again[0].completion_tokens == 1);
+}
+
+#[test]
+fn cancelling_ends_every_running_row_before_the_next_token() {
+    let cfg = tiny_config("llama");
+    let (_vs, model) = random_model(&cfg, 7);
+    let tok = tiny_tokenizer();
+    let prompts = vec![vec![256u32, 1, 2, 3], vec![256u32, 9]];
+    let gen = GenerationConfig::greedy(20);
+    let full = generate_ids(&model, &tok, &prompts, &gen, |_, _| {}).expect("gen");
+    // Asked before each token: "yes" from the fourth question on leaves three tokens a row.
+    let asked = std::cell::Cell::new(0);
+    let cancelled = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 3
+    };
+    let cut = generate_ids_until(&model, &tok, &prompts, &gen, |_, _| {}, cancelled).expect("gen");
+    for r in 0..2 {
+        let n = full[r].completion_tokens.min(3);
+        assert_eq!(cut[r].completion_tokens, n, "row {r}");
+        assert_eq!(cut[r].token_ids[..], full[r].token_ids[..cut[r].token_ids.len()], "row {r}: a prefix of the uncancelled run");
+        let expected = if full[r].completion_tokens > 3 { f1_core::FinishReason::Cancelled } else { full[r].finish_reason };
+        assert_eq!(cut[r].finish_reason, expected, "row {r}");
+    }
+    assert!(full.iter().any(|o| o.completion_tokens > 3), "the uncancelled run is longer than the cut: {full:?}");
+    // Cancelled from the start: no token at all.
+    let none = generate_ids_until(&model, &tok, &prompts[..1], &gen, |_, _| {}, || true).expect("gen");
+    assert_eq!((none[0].completion_tokens, none[0].finish_reason), (0, f1_core::FinishReason::Cancelled));
 }
 
 #[test]

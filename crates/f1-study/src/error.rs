@@ -24,6 +24,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A configuration file that does not parse or holds an unknown key.
+    #[error("{path}: {reason}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and the fix where it is known.
+        reason: String,
+    },
     /// A value could not be written as JSON.
     #[error("{path}: cannot serialize: {reason}")]
     Serialize {

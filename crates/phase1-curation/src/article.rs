@@ -146,6 +146,11 @@ pub fn extract(html: &str, url: Option<&str>) -> Result<Article, String> {
     }
     let s = selectors();
     let doc = Html::parse_document(html);
+    // The walks below recurse per element, so nesting is bounded first (by a loop).
+    let depth = nesting_depth(&doc);
+    if depth > MAX_DEPTH {
+        return Err(format!("elements nest {depth} deep, more than the {MAX_DEPTH} this reader walks (Wikipedia articles nest under 100): not an article page"));
+    }
     let body = doc
         .select(&s.content)
         .next()
@@ -172,6 +177,20 @@ pub fn extract(html: &str, url: Option<&str>) -> Result<Article, String> {
         return Err("the article body holds no text".into());
     }
     Ok(article)
+}
+
+/// Deepest element nesting [`extract`] walks.
+const MAX_DEPTH: usize = 512;
+
+/// How deep the document's nodes nest, found with an explicit stack (no recursion).
+fn nesting_depth(doc: &Html) -> usize {
+    let mut stack = vec![(doc.tree.root(), 0usize)];
+    let mut deepest = 0;
+    while let Some((node, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        stack.extend(node.children().map(|child| (child, depth + 1)));
+    }
+    deepest
 }
 
 /// The state of one pass over the article body.
@@ -646,6 +665,20 @@ mod tests {
         assert!(extract(r#"{"a":1}"#, None).is_err());
         assert!(extract("Just some plain text.", None).is_err());
         assert!(extract("<html><body><p>No article here.</p></body></html>", None).is_err());
+        // Nesting deep enough to exhaust the stack of the recursive walks is refused first.
+        let deep = format!(
+            r#"<html><body><h1 id="firstHeading">T</h1><div id="mw-content-text"><div class="mw-parser-output">{}x{}</div></div></body></html>"#,
+            "<div>".repeat(5000),
+            "</div>".repeat(5000)
+        );
+        let err = extract(&deep, None).expect_err("too deep");
+        assert!(err.contains("nest") && err.contains("512"), "{err}");
+        let shallow = format!(
+            r#"<html><body><h1 id="firstHeading">T</h1><div id="mw-content-text"><div class="mw-parser-output">{}<p>Lead.</p>{}</div></div></body></html>"#,
+            "<div>".repeat(400),
+            "</div>".repeat(400)
+        );
+        assert_eq!(extract(&shallow, None).expect("400 deep is read").lead, "Lead.");
     }
 
     #[test]

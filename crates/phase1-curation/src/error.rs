@@ -58,7 +58,7 @@ impl From<f1_study::Error> for Error {
         match e {
             f1_study::Error::Io { path, source } => Error::Io { path, source },
             f1_study::Error::Parse { path, line, reason } => Error::Parse { path: path.display().to_string(), line: Some(line), reason },
-            f1_study::Error::Serialize { path, reason } => Error::Parse { path: path.display().to_string(), line: None, reason },
+            f1_study::Error::Serialize { path, reason } | f1_study::Error::Config { path, reason } => Error::Parse { path: path.display().to_string(), line: None, reason },
         }
     }
 }

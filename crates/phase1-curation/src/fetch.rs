@@ -301,9 +301,10 @@ impl Robots {
         }
     }
 
-    /// `Crawl-delay` for `agent`, if its groups give one.
+    /// `Crawl-delay` for `agent`, if its groups give one (`Duration::MAX` for one too long to
+    /// represent, such as `1e20`).
     pub fn crawl_delay(&self, agent: &str) -> Option<Duration> {
-        self.groups_for(agent).iter().filter_map(|g| g.crawl_delay).reduce(f64::max).map(Duration::from_secs_f64)
+        self.groups_for(agent).iter().filter_map(|g| g.crawl_delay).reduce(f64::max).map(|secs| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
     }
 }
 
@@ -491,6 +492,12 @@ impl Fetcher {
             return Err(Error::Http { url: url.to_string(), reason });
         }
         if let Some(delay) = robots.crawl_delay(&agent) {
+            // As with `Retry-After`: a host that asks for more patience than one wait may take
+            // is refused with the reason, not slept on for days.
+            let max = Duration::from_millis(self.config.max_backoff_ms);
+            if delay > max {
+                return Err(Error::Http { url: url.to_string(), reason: format!("{origin}/robots.txt asks for a Crawl-delay of {} s, more than the {} s this fetcher waits (fetch.max_backoff_ms); raise that setting, or read the files from a mirror (F1_DATA)", delay.as_secs_f64(), max.as_secs_f64()) });
+            }
             interval = interval.max(delay);
         }
         Ok(interval)
@@ -734,6 +741,43 @@ pub fn source_files(name: &str) -> Result<Vec<SourceFile>> {
     })
 }
 
+/// The same files from another server that holds them in the mirror's layout: each URL becomes
+/// `<upstream>/<path>`, every path segment percent-encoded (`wikipedia/107%25%20rule.html`).
+/// Used to fetch from a copy of the mirror (or a test's loopback server) instead of the real
+/// upstreams.
+pub fn rebase(files: Vec<SourceFile>, upstream: &str) -> Vec<SourceFile> {
+    let base = upstream.trim_end_matches('/');
+    files
+        .into_iter()
+        .map(|f| {
+            let mut url = base.to_string();
+            for segment in f.path.iter() {
+                url.push('/');
+                for b in segment.to_string_lossy().bytes() {
+                    match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => url.push(b as char),
+                        _ => url.push_str(&format!("%{b:02X}")),
+                    }
+                }
+            }
+            SourceFile { url, path: f.path }
+        })
+        .collect()
+}
+
+/// Write `wikipedia/_PAGES.tsv` under `dest`: the revision of every page [`source_files`]
+/// fetches, in the mirror's index format (`revision` and `file` columns), so that articles read
+/// from fetched pages carry the same revision ids as the mirror's.
+pub fn write_pages_index(dest: &Path) -> Result<PathBuf> {
+    let path = dest.join("wikipedia").join("_PAGES.tsv");
+    let mut text = String::from("revision\tfile\n");
+    for (title, revision) in WIKIPEDIA_PAGES {
+        text.push_str(&format!("{revision}\t{title}.html\n"));
+    }
+    f1_study::fs::write_atomic(&path, text.as_bytes())?;
+    Ok(path)
+}
+
 /// Fetch `files` (through the fetcher's cache) into `dest`, in the mirror's layout. Files
 /// that fail are returned as rejects; the rest are written.
 pub fn fetch_files(fetcher: &mut Fetcher, files: &[SourceFile], dest: &Path) -> Result<(Vec<PathBuf>, Vec<Reject>)> {
@@ -742,10 +786,8 @@ pub fn fetch_files(fetcher: &mut Fetcher, files: &[SourceFile], dest: &Path) -> 
         match fetcher.fetch(&f.url) {
             Ok(page) => {
                 let path = dest.join(&f.path);
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-                }
-                std::fs::write(&path, &page.body).map_err(|e| Error::io(&path, e))?;
+                // Atomic, so an interrupted fetch never leaves half a file that looks complete.
+                f1_study::fs::write_atomic(&path, &page.body)?;
                 written.push(path);
             }
             Err(e) => rejects.push(Reject::new(f.url.clone(), e.to_string())),

@@ -362,6 +362,9 @@ fn clip(s: &str) -> String {
     s.chars().take(60).collect()
 }
 
+/// Longest array a delta may grow by index.
+const MAX_ARRAY_LEN: usize = 100_000;
+
 /// Merge a delta into a running state, following the live-timing rules in the module docs.
 pub fn merge(state: &mut Value, delta: &Value) {
     match delta {
@@ -392,6 +395,12 @@ pub fn merge(state: &mut Value, delta: &Value) {
                     // them, so they are left out rather than turning the array into an object.
                     for (k, v) in d.iter() {
                         if let Ok(i) = k.parse::<usize>() {
+                            // An index sizes the array: one past any real feed's (laps, race
+                            // control messages: hundreds) is dropped, not allocated.
+                            if i >= MAX_ARRAY_LEN {
+                                tracing::warn!(index = i, max = MAX_ARRAY_LEN, "live-timing delta: array index out of range, ignored");
+                                continue;
+                            }
                             if s.len() <= i {
                                 s.resize(i + 1, Value::Null);
                             }
@@ -901,6 +910,10 @@ mod tests {
         let mut s = json!({});
         merge(&mut s, &json!({"Lines": {"44": {"Sectors": [{"Value": ""}, {"Value": ""}], "BestLapTime": {"Value": "1:47.1", "Lap": 3}}}}));
         merge(&mut s, &json!({"Lines": {"44": {"Sectors": {"1": {"Value": "26.1"}, "2": {"Value": "30.0"}}}}}));
+        // An index no feed sends (it drove a resize to 2^64 before) is left out.
+        let mut big = json!({"Sectors": [{"Value": "1"}]});
+        merge(&mut big, &json!({"Sectors": {"18446744073709551615": {"Value": "x"}, "99999999": {"Value": "y"}, "1": {"Value": "2"}}}));
+        assert_eq!(big, json!({"Sectors": [{"Value": "1"}, {"Value": "2"}]}));
         merge(&mut s, &json!({"Lines": {"44": {"BestLapTime": {"Value": "", "_deleted": ["Lap"]}}}}));
         assert_eq!(
             s,

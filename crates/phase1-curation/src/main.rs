@@ -60,6 +60,13 @@ enum Command {
         /// Cache of raw pages.
         #[arg(long, default_value = "data/cache/http")]
         cache: PathBuf,
+        /// Fetch from this server, which holds the files in the mirror's layout
+        /// (`<URL>/f1db-main.tar.gz`, `<URL>/wikipedia/...`), instead of the real upstreams.
+        #[arg(long, value_name = "URL")]
+        upstream: Option<String>,
+        /// Least time between two requests to one host, milliseconds.
+        #[arg(long, default_value_t = FetchConfig::default().min_interval_ms)]
+        min_interval_ms: u64,
     },
 }
 
@@ -98,7 +105,7 @@ fn main() -> Result<()> {
             spinner.enable_steady_tick(std::time::Duration::from_millis(120));
             spinner.set_message(format!("loading sources from {}", mirror.display()));
             let inputs = pipeline::load_inputs(&mirror, &cfg.sources).with_context(|| {
-                format!("loading sources from {}; hint: set F1_DATA to the mirror, or fix `curation.sources`", mirror.display())
+                format!("loading sources from {}; hint: set F1_DATA to a mirror, or fetch the sources with `phase1-curation fetch --dest data/sources` and set F1_DATA=data/sources (`cargo xtask run-all` does both when no mirror is found), or fix `curation.sources`", mirror.display())
             })?;
             spinner.set_message("curating pairs and benchmark");
             let mut curated = pipeline::curate(&inputs, &cfg).context("curating")?;
@@ -130,22 +137,40 @@ fn main() -> Result<()> {
                 out.display()
             );
         }
-        Command::Fetch { sources, dest, cache } => {
+        Command::Fetch { sources, dest, cache, upstream, min_interval_ms } => {
             let (dest, cache) = (resolve(&dest), resolve(&cache));
             let names: Vec<&str> = if sources.is_empty() { fetch::SOURCES.to_vec() } else { sources.iter().map(String::as_str).collect() };
-            let mut fetcher = fetch::Fetcher::new(FetchConfig { cache_dir: cache, ..FetchConfig::default() })?;
+            let mut fetcher = fetch::Fetcher::new(FetchConfig { cache_dir: cache, min_interval_ms, ..FetchConfig::default() })?;
             let mut failed = 0;
+            let mut bytes = 0u64;
+            let mut files_written = 0usize;
             for name in names {
                 let files = fetch::source_files(name)?;
+                let files = match &upstream {
+                    Some(base) => fetch::rebase(files, base),
+                    None => files,
+                };
                 let bar = ProgressBar::new(files.len() as u64).with_message(name.to_owned());
                 let (mut written, mut rejects) = (0, Vec::new());
                 for file in &files {
                     let (w, r) = fetch::fetch_files(&mut fetcher, std::slice::from_ref(file), &dest)?;
+                    bytes += w.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum::<u64>();
                     written += w.len();
                     rejects.extend(r);
                     bar.inc(1);
                 }
+                if name == "wikipedia" {
+                    fetch::write_pages_index(&dest)?;
+                }
+                files_written += written;
                 bar.finish_and_clear();
+                // Not every session publishes every stream (a shootout has no LapCount): the
+                // live-timing server answers those with 403 or 404, which is no failure.
+                let unpublished = |r: &phase1_curation::Reject| name == "livetiming" && (r.reason.contains("HTTP 403") || r.reason.contains("HTTP 404"));
+                let (absent, rejects): (Vec<_>, Vec<_>) = rejects.into_iter().partition(|r| unpublished(r));
+                for r in &absent {
+                    tracing::info!("{name}: not published for this session: {r}");
+                }
                 for r in &rejects {
                     tracing::warn!("{name}: {r}");
                 }
@@ -155,6 +180,14 @@ fn main() -> Result<()> {
             if failed > 0 {
                 anyhow::bail!("{failed} file(s) could not be fetched (listed above); rerun to retry them, fetched pages come from the cache");
             }
+            println!(
+                "sources: {files_written} files, {:.1} MB in {}, in {:.0} s ({} requests; the rest came from the cache {})",
+                bytes as f64 / 1e6,
+                dest.display(),
+                started.elapsed().as_secs_f64(),
+                fetcher.requests,
+                fetcher.config().cache_dir.display()
+            );
         }
     }
     Ok(())

@@ -297,4 +297,16 @@ fn f1db_not_gzip_is_an_error_naming_the_file() {
     tar.into_inner().expect("tar").finish().expect("gzip");
     let err = F1Db::load(&other).expect_err("no data tree");
     assert!(err.to_string().contains("other.tar.gz") && err.to_string().contains("no F1DB data tree"), "{err}");
+
+    // A member header declaring 4 EiB (an allocation of that size before) is refused by name.
+    let huge = dir.path().join("huge.tar.gz");
+    let file = std::fs::File::create(&huge).expect("create");
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(1 << 62);
+    header.set_cksum();
+    tar.append_data(&mut header, "f1db-main/src/data/countries/testland.yml", COUNTRY.as_bytes()).expect("append");
+    tar.into_inner().expect("tar").finish().expect("gzip");
+    let err = F1Db::load(&huge).expect_err("huge member").to_string();
+    assert!(err.contains("huge.tar.gz") && err.contains("countries/testland.yml") && err.contains("4611686018427387904 bytes"), "{err}");
 }

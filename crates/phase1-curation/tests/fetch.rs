@@ -33,6 +33,12 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(ROBOTS.into())
+    }
+
+    /// A server whose robots.txt is `robots`.
+    fn start_with(robots: String) -> Server {
+        let robots: Arc<str> = robots.into();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         listener.set_nonblocking(true).expect("nonblocking");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
@@ -45,8 +51,8 @@ impl Server {
             while !stop2.load(Ordering::SeqCst) && Instant::now() < deadline {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let log = log2.clone();
-                        thread::spawn(move || handle(stream, &log));
+                        let (log, robots) = (log2.clone(), robots.clone());
+                        thread::spawn(move || handle(stream, &log, &robots));
                     }
                     Err(_) => thread::sleep(Duration::from_millis(5)),
                 }
@@ -66,6 +72,11 @@ impl Server {
     fn total(&self) -> usize {
         self.log.lock().expect("log").len()
     }
+
+    /// Every path requested so far, in order.
+    fn paths(&self) -> Vec<String> {
+        self.log.lock().expect("log").iter().map(|(p, _)| p.clone()).collect()
+    }
 }
 
 impl Drop for Server {
@@ -84,7 +95,7 @@ fn respond(stream: &mut TcpStream, status: &str, headers: &[(&str, String)], bod
     let _ = stream.write_all(body);
 }
 
-fn handle(mut stream: TcpStream, log: &Mutex<Vec<(String, Instant)>>) {
+fn handle(mut stream: TcpStream, log: &Mutex<Vec<(String, Instant)>>, robots: &str) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut request = Vec::new();
@@ -104,7 +115,7 @@ fn handle(mut stream: TcpStream, log: &Mutex<Vec<(String, Instant)>>) {
     };
     let html = || vec![("Content-Type", "text/html; charset=utf-8".to_owned())];
     match path.as_str() {
-        "/robots.txt" => respond(&mut stream, "200 OK", &[("Content-Type", "text/plain".into())], ROBOTS.as_bytes()),
+        "/robots.txt" => respond(&mut stream, "200 OK", &[("Content-Type", "text/plain".into())], robots.as_bytes()),
         "/flaky" if seen == 1 => respond(&mut stream, "429 Too Many Requests", &[("Retry-After", "1".into())], b""),
         "/flaky" => respond(&mut stream, "200 OK", &html(), b"<html><body>ok</body></html>"),
         "/slow-down" => respond(&mut stream, "503 Service Unavailable", &[("Retry-After", "3600".into())], b""),
@@ -116,6 +127,11 @@ fn handle(mut stream: TcpStream, log: &Mutex<Vec<(String, Instant)>>) {
         // No Content-Length: the cap must stop the read itself.
         "/big-stream" => respond(&mut stream, "200 OK", &[], &vec![b'x'; 1536 * 1024]),
         "/data.json" => respond(&mut stream, "200 OK", &[("Content-Type", "application/json".into())], b"{\"a\":1}"),
+        // The whole mirror, in its layout: what `phase1-curation fetch --upstream` reads.
+        p if p.starts_with("/mirror/") => match std::fs::read(data_dir().join(percent_decode(p.trim_start_matches("/mirror/")))) {
+            Ok(body) => respond(&mut stream, "200 OK", &[("Content-Length", body.len().to_string())], &body),
+            Err(_) => respond(&mut stream, "404 Not Found", &[], b""),
+        },
         p if p.starts_with("/wiki/") => {
             let name = percent_decode(p.trim_start_matches("/wiki/"));
             match std::fs::read(data_dir().join("wikipedia").join(name)) {
@@ -252,6 +268,20 @@ fn a_retry_after_over_the_cap_is_not_retried() {
     let (_, reason) = http_reason(fetcher.fetch(&server.url("/slow-down")).expect_err("503"));
     assert!(reason.contains("Retry-After 3600s") && reason.contains("not retried"), "{reason}");
     assert_eq!(server.hits("/slow-down").len(), 1);
+}
+
+#[test]
+fn a_crawl_delay_over_the_cap_refuses_the_host_instead_of_sleeping() {
+    for delay in ["1e20", "1e9", "3"] {
+        let server = Server::start_with(format!("User-agent: *\nCrawl-delay: {delay}\n"));
+        let cache = tempfile::tempdir().expect("tempdir");
+        let mut fetcher = Fetcher::new(config(&cache)).expect("client");
+        let started = Instant::now();
+        let (_, reason) = http_reason(fetcher.fetch(&server.url("/flaky")).expect_err(delay));
+        assert!(reason.contains("Crawl-delay") && reason.contains("max_backoff_ms"), "{delay}: {reason}");
+        assert!(started.elapsed() < Duration::from_secs(2), "{delay}: {:?}", started.elapsed());
+        assert!(server.hits("/flaky").is_empty(), "{delay}: the page was asked for");
+    }
 }
 
 #[test]
@@ -412,6 +442,8 @@ fn robots_rules() {
     // Anyone else falls to `*`.
     assert!(!robots.check("somebot", "/wiki").allowed);
     assert_eq!(robots.crawl_delay("somebot"), Some(Duration::from_secs(10)));
+    // A delay no Duration holds (from_secs_f64 panicked on it) saturates.
+    assert_eq!(Robots::parse("User-agent: *\nCrawl-delay: 1e20\n").crawl_delay(ours), Some(Duration::MAX));
     assert!(Robots::allow_all().check(ours, "/x").allowed);
     assert!(!Robots::disallow_all().check(ours, "/x").allowed);
     assert_eq!(FetchConfig::default().agent_token(), ours);
@@ -522,4 +554,67 @@ fn a_host_whose_robots_txt_cannot_be_read_is_refused_with_that_reason() {
     let (failed, reason) = http_reason(fetcher.fetch(&url).expect_err("refused"));
     assert_eq!(failed, url);
     assert!(reason.contains(&format!("http://127.0.0.1:{port}/robots.txt could not be read")) && reason.contains("RFC 9309"), "{reason}");
+}
+
+/// A fresh machine: every source fetched from an upstream (here a loopback server holding the
+/// mirror's files) lands in the mirror's layout, and curating from it gives the same pairs,
+/// benchmark and probe as curating from the mirror itself. A second fetch asks the server
+/// nothing: everything comes from the cache.
+#[test]
+fn sources_fetched_from_upstream_curate_exactly_like_the_mirror() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sources, cache) = (dir.path().join("sources"), dir.path().join("cache"));
+    let fetch = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_phase1-curation"))
+            .args(["fetch", "--min-interval-ms", "0", "--upstream", &server.url("/mirror")])
+            .arg("--dest")
+            .arg(&sources)
+            .arg("--cache")
+            .arg(&cache)
+            .env_remove("F1_ROOT")
+            .output()
+            .expect("run phase1-curation fetch");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "fetch failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    };
+    // 77 files: F1DB's archive, 21 CSVs, 25 pages, 30 streams (the two streams no session of
+    // the mirror has are answered 404, as upstream answers them, and are not failures).
+    let first = fetch();
+    assert!(first.contains("sources: 77 files"), "{first}");
+    assert_eq!(server.hits("/robots.txt").len(), 1);
+    let requested = server.paths();
+    assert_eq!(requested.len(), 80, "77 files, 2 unpublished streams and robots.txt: {requested:?}");
+    for file in ["f1db-main.tar.gz", "ergast/races.csv", "wikipedia/107% rule.html", "livetiming/2018/2018-04-29_Azerbaijan_Grand_Prix/2018-04-29_Race/TimingData.jsonStream"] {
+        assert_eq!(std::fs::read(sources.join(file)).expect("fetched"), std::fs::read(data_dir().join(file)).expect("mirror"), "{file}");
+    }
+    assert!(sources.join("wikipedia/_PAGES.tsv").is_file());
+    // A rerun asks only for what upstream did not have; every fetched file comes from the cache.
+    let again = fetch();
+    let asked_again = &server.paths()[requested.len()..];
+    assert!(asked_again.iter().all(|p| p == "/robots.txt" || p.ends_with("RaceControlMessages.jsonStream") || p.ends_with("LapCount.jsonStream")), "{asked_again:?}\n{again}");
+    assert!(asked_again.len() <= 3, "{asked_again:?}");
+
+    let config = dir.path().join("study.yaml");
+    std::fs::write(&config, "curation:\n  profiles: {quick: {pairs: 400, benchmark: 40, probe: 8}}\n").expect("write config");
+    let curate = |mirror: &std::path::Path, out: &std::path::Path| {
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_phase1-curation"))
+            .args(["run", "--profile", "quick", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(out)
+            .env("F1_DATA", mirror)
+            .env_remove("F1_ROOT")
+            .status()
+            .expect("run phase1-curation");
+        assert!(status.success(), "phase1-curation run on {} failed", mirror.display());
+    };
+    let (from_fetch, from_mirror) = (dir.path().join("a"), dir.path().join("b"));
+    curate(&sources, &from_fetch);
+    curate(&data_dir(), &from_mirror);
+    for file in ["train.jsonl", "validation.jsonl", "test.jsonl", "benchmark.jsonl", "probe.jsonl"] {
+        let (a, b) = (std::fs::read(from_fetch.join("curated").join(file)).expect("curated"), std::fs::read(from_mirror.join("curated").join(file)).expect("curated"));
+        assert!(!a.is_empty() && a == b, "{file} differs between the fetched sources and the mirror");
+    }
 }

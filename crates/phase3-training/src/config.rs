@@ -293,6 +293,9 @@ pub fn expand(cfg: &TrainConfig) -> Result<Vec<TrainConfig>> {
     if cfg.sweep.is_empty() {
         return Ok(vec![cfg.clone()]);
     }
+    if let Some((key, _)) = cfg.sweep.iter().find(|(_, values)| values.is_empty()) {
+        return Err(Error::Invalid(format!("sweep key `{key}` lists no values; give it at least one, or remove it")));
+    }
     let mut out = vec![];
     let keys: Vec<&String> = cfg.sweep.keys().collect();
     let mut idx = vec![0usize; keys.len()];

@@ -33,9 +33,8 @@ impl Default for Section {
 /// model and device, its `system_prompt` as `data.system_prompt`, and paths resolved against
 /// `root`.
 pub fn study_runs(study: &Path, profile: &str, root: &Path) -> Result<Vec<TrainConfig>> {
-    let text = std::fs::read_to_string(study).map_err(|e| Error::io(study, e))?;
     let bad = |reason: String| Error::Config { path: study.to_path_buf(), reason };
-    let doc: Value = serde_yaml::from_str(&text).map_err(|e| bad(format!("not valid YAML: {e}")))?;
+    let doc = f1_study::study::read_document(study)?;
     let mut section = doc.get("training").cloned().unwrap_or(Value::Mapping(Default::default()));
     if profile != "default" {
         let over = section.get("profiles").and_then(|p| p.get(profile)).cloned().ok_or_else(|| bad(format!("no profile `{profile}` under `training.profiles`")))?;

@@ -165,6 +165,10 @@ fn configs_report_typos_and_sweeps_expand() {
     assert_eq!(runs.iter().map(|r| r.lora.r).collect::<Vec<_>>(), vec![8, 16, 32, 64]);
     assert_eq!(runs[2].name, "lora-r32");
     assert!(runs[2].output_dir.ends_with("lora-r32"));
+    // An empty list (an index panic before) names its key.
+    cfg.sweep.insert("train.lr".into(), vec![]);
+    let err = expand(&cfg).expect_err("empty sweep").to_string();
+    assert!(err.contains("`train.lr`") && err.contains("no values"), "{err}");
 }
 
 #[test]

@@ -129,9 +129,8 @@ pub struct Study {
 /// Read `model:` and `evaluation:` from a study config and apply `profile` (`default` applies
 /// nothing). Unknown keys, bad values and unknown profiles fail naming the file and the key.
 pub fn load_study(path: &Path, profile: &str) -> Result<Study> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let bad = |reason: String| Error::Config { path: path.to_path_buf(), reason };
-    let doc: Value = serde_yaml::from_str(&text).map_err(|e| bad(format!("not valid YAML: {e}")))?;
+    let doc = f1_study::study::read_document(path)?;
     let model: ModelSection = serde_yaml::from_value(f1_core::config::study_model_section(&doc, profile)).map_err(|e| bad(format!("section `model`: {e}")))?;
     let mut section = doc.get("evaluation").cloned().unwrap_or(Value::Mapping(Default::default()));
     if profile != "default" {
@@ -201,6 +200,10 @@ mod tests {
         std::fs::write(&p, "evaluation:\n  max_questons: 5\n").expect("write");
         let e = load_study(&p, "default").expect_err("typo").to_string();
         assert!(e.contains("max_questons"), "{e}");
+        // A misspelled section, which left every evaluation setting at its default before.
+        std::fs::write(&p, "evalution:\n  max_questions: 5\n").expect("write");
+        let e = load_study(&p, "default").expect_err("section typo").to_string();
+        assert!(e.contains("`evalution`") && e.contains("study.yaml"), "{e}");
         std::fs::write(&p, "evaluation:\n  mcq: {chat: false, loglikelihood: false, circular: false, generative: false}\n").expect("write");
         assert!(load_study(&p, "default").is_err());
         // Old configs that only knew the plain and generative modes still parse, the new modes on.

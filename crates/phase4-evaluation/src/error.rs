@@ -54,6 +54,7 @@ impl From<f1_study::Error> for Error {
             f1_study::Error::Io { path, source } => Error::Io { path, source },
             f1_study::Error::Parse { path, line, reason } => Error::Data { path, line, reason },
             f1_study::Error::Serialize { path, reason } => Error::Invalid(format!("{}: {reason}", path.display())),
+            f1_study::Error::Config { path, reason } => Error::Config { path, reason },
         }
     }
 }

@@ -73,9 +73,11 @@ impl RemoteBackend {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(Error::Remote { url: config.endpoint.clone(), reason: "the endpoint must be an http:// or https:// URL ending in /v1".into() });
         }
-        let sane = config.timeout_secs.is_finite() && config.timeout_secs > 0.0 && config.backoff_secs.is_finite() && config.backoff_secs >= 0.0;
+        // Each becomes a Duration (from_secs_f64 panics past about 1.8e19 s); a day of timeout,
+        // an hour of backoff and 20 retries are far beyond any real server's needs.
+        let sane = config.timeout_secs.is_finite() && config.timeout_secs > 0.0 && config.timeout_secs <= 86_400.0 && config.backoff_secs.is_finite() && (0.0..=3600.0).contains(&config.backoff_secs) && config.max_retries <= 20;
         if !sane {
-            return Err(Error::Invalid(format!("remote backend {base}: timeout_secs must be > 0 and backoff_secs >= 0, got {} and {}", config.timeout_secs, config.backoff_secs)));
+            return Err(Error::Invalid(format!("remote backend {base}: timeout_secs must be in (0, 86400], backoff_secs in [0, 3600] and max_retries at most 20, got {}, {} and {}", config.timeout_secs, config.backoff_secs, config.max_retries)));
         }
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs_f64(config.timeout_secs))
@@ -99,7 +101,8 @@ impl RemoteBackend {
         let mut last = String::new();
         for attempt in 0..attempts {
             if attempt > 0 {
-                let wait = self.config.backoff_secs * f64::from(2u32.saturating_pow(attempt - 1));
+                // Doubled per retry, never past an hour.
+                let wait = (self.config.backoff_secs * f64::from(2u32.saturating_pow(attempt - 1))).min(3600.0);
                 tracing::warn!(%url, attempt, "retrying in {wait:.2}s after: {last}");
                 std::thread::sleep(Duration::from_secs_f64(wait));
             }
@@ -295,6 +298,17 @@ mod tests {
     fn bad_endpoints_are_refused() {
         let c = RemoteConfig { endpoint: "localhost:8000/v1".into(), ..Default::default() };
         assert!(matches!(RemoteBackend::new(c), Err(Error::Remote { .. })));
+        // Values no Duration holds (from_secs_f64 panicked on them) are errors naming the key.
+        for c in [
+            RemoteConfig { timeout_secs: 1e20, ..Default::default() },
+            RemoteConfig { timeout_secs: -1.0, ..Default::default() },
+            RemoteConfig { backoff_secs: 1e20, ..Default::default() },
+            RemoteConfig { backoff_secs: f64::NAN, ..Default::default() },
+            RemoteConfig { max_retries: u32::MAX, ..Default::default() },
+        ] {
+            let err = RemoteBackend::new(c).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("timeout_secs must be in"), "{err}");
+        }
     }
 
     #[test]

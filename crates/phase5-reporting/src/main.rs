@@ -168,6 +168,10 @@ struct ServeArgs {
     /// Time limit of one request, seconds (504, or an error event in a started stream).
     #[arg(long, default_value_t = ServeOptions::default().timeout.as_secs_f64())]
     timeout_secs: f64,
+    /// A web origin (https://app.example:8443) whose pages may call the API from a browser
+    /// (repeatable). Without it only the server's own chat page may; other pages get 403.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
     /// Device: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -256,10 +260,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(k) => Some(k),
         None => std::env::var("F1_SERVE_API_KEY").ok().filter(|k| !k.is_empty()),
     };
-    if !(args.timeout_secs.is_finite() && args.timeout_secs > 0.0) {
-        anyhow::bail!("--timeout-secs must be a positive number of seconds, got {}", args.timeout_secs);
+    // A day is far beyond any generation; a larger value (1e20 made Duration panic) is a typo.
+    const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+    if !(args.timeout_secs.is_finite() && args.timeout_secs > 0.0 && args.timeout_secs <= MAX_TIMEOUT_SECS) {
+        anyhow::bail!("--timeout-secs must be a number of seconds in (0, {MAX_TIMEOUT_SECS}], got {}", args.timeout_secs);
     }
-    let options = ServeOptions { api_key, max_body_bytes: args.max_body_bytes, max_total_tokens: args.max_total_tokens, workers: args.workers, queue: args.queue, timeout: Duration::from_secs_f64(args.timeout_secs) };
+    let options = ServeOptions { api_key, max_body_bytes: args.max_body_bytes, max_total_tokens: args.max_total_tokens, workers: args.workers, queue: args.queue, timeout: Duration::from_secs_f64(args.timeout_secs), allowed_origins: args.allow_origins };
 
     let base = args.model.to_string_lossy();
     let mut models = Vec::with_capacity(variants.len());

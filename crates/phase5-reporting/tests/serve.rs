@@ -311,7 +311,8 @@ fn variants_are_served_side_by_side_by_name() {
 #[ignore = "needs the real model (cargo xtask test runs it)"]
 fn api_key_and_request_limits_are_enforced() {
     let key = "test-key-0123";
-    let server = serve_base(ServeOptions { api_key: Some(key.into()), max_body_bytes: 4096, max_total_tokens: 64, ..ServeOptions::default() });
+    let allowed = "http://allowed.example";
+    let server = serve_base(ServeOptions { api_key: Some(key.into()), max_body_bytes: 4096, max_total_tokens: 64, allowed_origins: vec![allowed.into()], ..ServeOptions::default() });
     let url = server.url();
     let http = reqwest::blocking::Client::new();
 
@@ -358,6 +359,33 @@ fn api_key_and_request_limits_are_enforced() {
     let long = json!({ "prompt": "pit stop ".repeat(60), "max_tokens": 0, "echo": true, "logprobs": 0 }).to_string();
     let (status, _, body) = post_auth(&http, &completions, Some(key), &long);
     assert_eq!((status, error_of(&body)["code"].as_str()), (400, Some("token_limit_exceeded")), "{body}");
+    // Too many prompts or stop strings: 400 with the numbers.
+    let many = json!({ "prompt": vec![vec![1u32]; 65], "max_tokens": 0 }).to_string();
+    let (status, _, body) = post_auth(&http, &completions, Some(key), &many);
+    assert!(status == 400 && error_of(&body)["message"].as_str().is_some_and(|m| m.contains("65 prompts")), "{body}");
+    let stops = json!({ "messages": [{ "role": "user", "content": "Hi" }], "max_tokens": 1, "stop": vec!["x"; 17] }).to_string();
+    let (status, _, body) = post_auth(&http, &chat, Some(key), &stops);
+    assert!(status == 400 && error_of(&body)["param"] == "stop", "{body}");
+
+    // A body not declared JSON (what a web page can post without a preflight) is refused.
+    let r = http.post(&chat).bearer_auth(key).header("content-type", "text/plain").body(ok.clone()).send().expect("request");
+    assert_eq!(r.status().as_u16(), 415);
+    assert_eq!(error_of(&r.text().expect("body"))["code"], "unsupported_media_type");
+    let r = http.post(&chat).bearer_auth(key).body(ok.clone()).send().expect("request");
+    assert_eq!(r.status().as_u16(), 415, "no Content-Type at all");
+    // Another web page's request is refused; the server's own page, and an allowed origin with
+    // its preflight, pass.
+    let from = |origin: &str| http.post(&chat).bearer_auth(key).header("content-type", "application/json").header("origin", origin).body(ok.clone()).send().expect("request");
+    let r = from("http://evil.example");
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(error_of(&r.text().expect("body"))["code"], "origin_not_allowed");
+    assert_eq!(from(&url).status().as_u16(), 200, "the server's own origin");
+    let r = from(allowed);
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()), Some(allowed));
+    let r = http.request(reqwest::Method::OPTIONS, &chat).header("origin", allowed).header("access-control-request-method", "POST").send().expect("preflight");
+    assert_eq!(r.status().as_u16(), 204, "the preflight needs no key");
+    assert!(r.headers().get("access-control-allow-headers").and_then(|v| v.to_str().ok()).is_some_and(|h| h.contains("authorization")));
     server.shutdown().expect("shut down");
 }
 
@@ -378,7 +406,7 @@ fn requests_past_their_time_limit_end_with_timeout_errors() {
     assert_eq!(data.last(), Some(&"[DONE]"), "{body}");
     let last: Value = serde_json::from_str(data[data.len() - 2]).expect("JSON event");
     assert_eq!(last["error"]["code"], "timeout", "the stream ends with a timeout error: {body}");
-    // The worker still finishes those 64 tokens; this request waits behind them past its limit.
+    // The stream's generation stopped at its deadline; this one runs past its own and gets 504.
     let (status, _, body) = post_auth(&http, &chat, None, &long(false));
     assert_eq!(status, 504, "{body}");
     assert_eq!(error_of(&body)["code"], "timeout");
@@ -428,5 +456,56 @@ fn a_flood_gets_429s_and_leaves_the_server_healthy() {
     assert_eq!(get(&http, &format!("{url}/health")).0, 200);
     let (status, _, text) = post_auth(&http, &chat, None, &body);
     assert_eq!(status, 200, "the server still answers: {text}");
+    server.shutdown().expect("shut down");
+}
+
+#[test]
+fn serve_refuses_a_timeout_no_duration_holds_before_loading_anything() {
+    // `--timeout-secs 1e20` panicked in `Duration::from_secs_f64` at start.
+    for bad in ["1e20", "0", "-1", "NaN", "inf"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_phase5-reporting"))
+            .args(["serve", "--model", "/nonexistent/model.gguf", &format!("--timeout-secs={bad}")])
+            .output()
+            .expect("run phase5-reporting");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad}: {stderr}");
+        assert!(stderr.contains("--timeout-secs must be") && !stderr.contains("panicked"), "{bad}: {stderr}");
+    }
+}
+
+/// (9) A client that disconnects mid-stream frees its worker within a token or two: a request
+/// behind it is answered long before the abandoned generation would have ended.
+#[test]
+#[ignore = "needs the real model (cargo xtask test runs it)"]
+fn a_client_that_disconnects_mid_stream_frees_its_worker() {
+    let server = serve_base(ServeOptions { workers: 1, queue: 2, ..ServeOptions::default() });
+    let url = server.url();
+    let chat = format!("{url}/v1/chat/completions");
+    let http = reqwest::blocking::Client::new();
+    let counting = |stream: bool| json!({ "messages": [{ "role": "user", "content": "Count from 1 to 300, separated by commas." }], "max_tokens": 240, "temperature": 0, "stream": stream }).to_string();
+    // How long the whole generation takes when nobody leaves.
+    let started = std::time::Instant::now();
+    let (status, _, body) = post_auth(&http, &chat, None, &counting(false));
+    let whole = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    let full: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(full["usage"]["completion_tokens"], 240, "the reply must run to max_tokens for this test to mean anything: {full}");
+    // The same request streamed, read for a few chunks, then dropped.
+    let mut r = http.post(&chat).header("content-type", "application/json").body(counting(true)).send().expect("stream");
+    let mut buf = [0u8; 256];
+    let mut read = 0;
+    while read < 1024 {
+        let n = std::io::Read::read(&mut r, &mut buf).expect("read the stream");
+        assert!(n > 0, "the stream ended early");
+        read += n;
+    }
+    drop(r);
+    let left = std::time::Instant::now();
+    let short = json!({ "messages": [{ "role": "user", "content": "Hi" }], "max_tokens": 1, "temperature": 0 }).to_string();
+    let (status, _, body) = post_auth(&http, &chat, None, &short);
+    let waited = left.elapsed();
+    assert_eq!(status, 200, "{body}");
+    eprintln!("whole generation {whole:?}; a request after the disconnect waited {waited:?}");
+    assert!(waited < whole / 3, "the next request waited {waited:?}, the abandoned generation takes {whole:?}");
     server.shutdown().expect("shut down");
 }

@@ -201,9 +201,8 @@ impl CurationConfig {
     /// Read the `curation:` section of a study config (defaults when absent) and apply
     /// `profile` (`default` applies nothing).
     pub fn load(path: &Path, profile: &str) -> Result<CurationConfig> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let parse = |reason: String| Error::Parse { path: path.display().to_string(), line: None, reason };
-        let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| parse(e.to_string()))?;
+        let doc = f1_study::study::read_document(path)?;
         let mut cfg: CurationConfig = match doc.get("curation") {
             Some(v) => serde_yaml::from_value(v.clone()).map_err(|e| parse(format!("section `curation`: {e}")))?,
             None => CurationConfig::default(),

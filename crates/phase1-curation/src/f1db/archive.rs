@@ -17,6 +17,8 @@ use crate::{Error, Result};
 
 /// Where the YAML tree starts inside the repository.
 const DATA_DIR: &str = "src/data/";
+/// Largest member read (F1DB's largest, a season's entrants, is about 23 KB).
+const MAX_MEMBER_BYTES: u64 = 64 << 20;
 
 /// What a member holds, from its place in the tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,6 +159,11 @@ pub(super) fn read_members(archive: &Path, bytes: &[u8], rejects: &mut Vec<Rejec
         };
         if root.is_none() {
             root = Some(data_root.to_owned());
+        }
+        // A header's declared size is not trusted with an allocation: F1DB's members are a
+        // few kilobytes, so one declaring more than MAX_MEMBER_BYTES is corrupt.
+        if entry.size() > MAX_MEMBER_BYTES {
+            return Err(bad(format!("corrupt archive: member {path} declares {} bytes (F1DB's members are under {MAX_MEMBER_BYTES})", entry.size())));
         }
         let mut buf = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0));
         entry.read_to_end(&mut buf).map_err(|e| bad(format!("corrupt archive at member {path}: {e}")))?;
