@@ -204,7 +204,7 @@ fn fetch_sources(paths: &Paths, bins: &std::collections::HashMap<String, PathBuf
     match &opts.upstream {
         Some(url) => println!("sources: fetching from {url} into {}", paths.show(&dest)),
         None => println!(
-            "sources: no F1 data mirror here (F1_DATA is unset and {} does not exist): fetching F1DB, the Ergast CSVs, 25 Wikipedia pages and 30 live-timing streams from upstream into {} (about 22 MB, 1 s between requests to a host; cached, so an interrupted fetch resumes)",
+            "sources: no F1 data mirror here (F1_DATA is unset and {} does not exist): fetching F1DB, the Ergast CSVs, 25 Wikipedia pages and 30 live-timing streams from upstream into {} (about 23 MB, 1 s between requests to a host; cached, so an interrupted fetch resumes)",
             paths.root.join("..").join("shared").join("f1data").display(),
             paths.show(&dest)
         ),

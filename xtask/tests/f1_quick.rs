@@ -22,7 +22,7 @@ fn run_all_quick_runs_the_f1_study_end_to_end() {
     eprintln!("run-all --profile quick: {:.0} s\n{stdout}", started.elapsed().as_secs_f64());
     assert_all_phases_ran(&stdout);
     // Every source came from the upstream into the study root, byte for byte.
-    assert!(stdout.contains("sources: 77 files"), "{stdout}");
+    assert!(stdout.contains("sources: 73 files"), "{stdout}");
     let fetched = root.path().join("data/sources/f1db-main.tar.gz");
     assert_eq!(std::fs::read(&fetched).expect("fetched archive"), std::fs::read(mirror(&workspace).join("f1db-main.tar.gz")).expect("mirror archive"));
 

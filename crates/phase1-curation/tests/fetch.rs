@@ -579,13 +579,13 @@ fn sources_fetched_from_upstream_curate_exactly_like_the_mirror() {
         assert!(out.status.success(), "fetch failed: {stdout}{}", String::from_utf8_lossy(&out.stderr));
         stdout
     };
-    // 77 files: F1DB's archive, 21 CSVs, 25 pages, 30 streams (the two streams no session of
+    // 73 files: F1DB's archive, 17 CSVs, 25 pages, 30 streams (the two streams no session of
     // the mirror has are answered 404, as upstream answers them, and are not failures).
     let first = fetch();
-    assert!(first.contains("sources: 77 files"), "{first}");
+    assert!(first.contains("sources: 73 files"), "{first}");
     assert_eq!(server.hits("/robots.txt").len(), 1);
     let requested = server.paths();
-    assert_eq!(requested.len(), 80, "77 files, 2 unpublished streams and robots.txt: {requested:?}");
+    assert_eq!(requested.len(), 76, "73 files, 2 unpublished streams and robots.txt: {requested:?}");
     for file in ["f1db-main.tar.gz", "ergast/races.csv", "wikipedia/107% rule.html", "livetiming/2018/2018-04-29_Azerbaijan_Grand_Prix/2018-04-29_Race/TimingData.jsonStream"] {
         assert_eq!(std::fs::read(sources.join(file)).expect("fetched"), std::fs::read(data_dir().join(file)).expect("mirror"), "{file}");
     }
